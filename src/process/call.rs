@@ -1,0 +1,469 @@
+//! Remote function calls and remote system calls, inside a stop window.
+//!
+//! A call borrows the window's call thread: its saved registers become a
+//! System V call frame (arguments in rdi, rsi, rdx, rcx, r8, r9, the rest
+//! on the stack; strings and blobs below the red zone; rsp 16-byte aligned
+//! at the call; al = 0 for variadic callees; DF clear), with return address
+//! 0. The function's `ret` then faults at exactly pc 0 with rsp one slot
+//! above the frame: that SIGSEGV is completion, any other signal is a crash
+//! in the callee. `orig_rax = -1` keeps the kernel's syscall-restart logic
+//! (arch/x86/kernel/signal.c, arch_do_signal_or_restart) away from the
+//! frame. After each operation the thread is put back exactly as saved.
+
+use super::stop::StopWindow;
+use super::{Error, Result, ptrace_err};
+use crate::sys::interrupt;
+use crate::sys::memory;
+use crate::sys::ptrace::{self, Stop};
+use crate::sys::regs_x86_64::{
+    self as regs, ARG_REGS, EFLAGS_DF, EFLAGS_TF, RED_ZONE, Regs, SYSCALL_ARG_REGS,
+};
+use nix::errno::Errno;
+use std::time::{Duration, Instant};
+
+/// An argument to an injected call.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(u64),
+    /// Bytes copied into target memory for the call; the callee gets their
+    /// address. Strings arrive here already NUL-terminated.
+    Bytes(Vec<u8>),
+}
+
+/// The most arguments reach passes (the System V ABI has no limit; this
+/// keeps frames small and mistakes obvious).
+pub const MAX_ARGS: usize = 16;
+/// Beyond this many bytes of strings and blobs, they go to a scratch
+/// mapping instead of the stack (thread stacks can be small).
+const STACK_BYTES_MAX: usize = 64 * 1024;
+/// The return address of every injected call: never mapped.
+const RETURN_ADDR: u64 = 0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{signal} in {function} at {pc:#x}{detail}")]
+    Fault {
+        signal: &'static str,
+        function: String,
+        pc: u64,
+        detail: String,
+    },
+    #[error("{what} was refused by the target's seccomp filter (SIGSYS on system call {syscall})")]
+    Seccomp { what: String, syscall: String },
+    #[error("{what} timed out after {secs} s: another thread may hold a lock it needs")]
+    Timeout { what: String, secs: u64 },
+    #[error("interrupted by {}: the target was restored and left running", signal_name(*.0))]
+    Interrupted(i32),
+    #[error("thread {0} did not stop in time (in uninterruptible sleep?); nothing was changed")]
+    StopTimeout(i32),
+    #[error("{0} arguments given; at most {MAX_ARGS} are supported")]
+    TooManyArgs(usize),
+    #[error("a system call takes at most 6 arguments, {0} given")]
+    TooManySyscallArgs(usize),
+    #[error("no syscall instruction found in any executable mapping of pid {0}")]
+    NoSyscallInstruction(i32),
+    #[error("could not make room for arguments in the target: {0}")]
+    Scratch(String),
+}
+
+impl CallError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CallError::Timeout { .. } => Some(
+                "hint: raise --timeout if the function is merely slow; look at threads() for a lock holder"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str())
+        .unwrap_or("a real-time signal")
+}
+
+/// How to let the call thread go on.
+#[derive(Clone, Copy)]
+enum Resume {
+    Cont,
+    Syscall,
+}
+
+/// Limits of one operation.
+pub struct Limits {
+    pub deadline: Instant,
+    pub timeout: Duration,
+}
+
+/// Call the function at `addr` (named `what` in messages) with `args`.
+/// Returns rax.
+pub fn call_function(
+    win: &mut StopWindow,
+    what: &str,
+    addr: u64,
+    args: &[Arg],
+    limits: &Limits,
+    scratch_mmap: Option<u64>,
+) -> Result<u64> {
+    if args.len() > MAX_ARGS {
+        return Err(CallError::TooManyArgs(args.len()).into());
+    }
+    let base = win.prepare()?;
+    let placed = Placement::new(win, base.rsp, args, limits, scratch_mmap)?;
+    let result = run_function(win, what, addr, &base, &placed, limits);
+    let unmapped = placed.release(win, limits);
+    let value = result?;
+    unmapped?;
+    Ok(value)
+}
+
+fn run_function(
+    win: &mut StopWindow,
+    what: &str,
+    addr: u64,
+    base: &Regs,
+    placed: &Placement,
+    limits: &Limits,
+) -> Result<u64> {
+    let tid = win.call_tid;
+    let (in_regs, on_stack) = placed.values.split_at(placed.values.len().min(ARG_REGS));
+    // Return address, then the 7th argument on: rsp is 16-byte aligned at
+    // the `call` the frame pretends to have been made with, so rsp ≡ 8
+    // (mod 16) on entry.
+    let args_at = (placed.stack_top - 8 * on_stack.len() as u64) & !15;
+    let rsp = args_at - 8;
+    let mut frame = Vec::with_capacity(8 * (on_stack.len() + 1));
+    frame.extend_from_slice(&RETURN_ADDR.to_le_bytes());
+    for v in on_stack {
+        frame.extend_from_slice(&v.to_le_bytes());
+    }
+    write(win.pid, rsp, &frame)?;
+
+    let mut r = *base;
+    for (i, v) in in_regs.iter().enumerate() {
+        regs::set_call_arg(&mut r, i, *v);
+    }
+    r.rip = addr;
+    r.rsp = rsp;
+    r.rax = 0; // al: number of vector registers used by a variadic call
+    r.orig_rax = u64::MAX; // not in a system call: no restart logic
+    r.eflags &= !(EFLAGS_DF | EFLAGS_TF);
+    ptrace::set_regs(tid, &r).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+
+    loop {
+        match step(win, Resume::Cont, what, limits)? {
+            Stop::Signal(sig) => {
+                let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                if sig == libc::SIGSEGV && now.rip == RETURN_ADDR && now.rsp == rsp + 8 {
+                    return Ok(now.rax);
+                }
+                return Err(fault(tid, sig, what, &now));
+            }
+            // A stray interrupt or syscall stop: keep going.
+            _ => continue,
+        }
+    }
+}
+
+/// Make system call `nr` with `args` from a `syscall` instruction at
+/// `insn`. Returns the kernel's value (`-errno` on failure).
+pub fn raw_syscall(
+    win: &mut StopWindow,
+    what: &str,
+    nr: u64,
+    args: &[Arg],
+    insn: u64,
+    limits: &Limits,
+) -> Result<i64> {
+    if args.len() > SYSCALL_ARG_REGS {
+        return Err(CallError::TooManySyscallArgs(args.len()).into());
+    }
+    let base = win.prepare()?;
+    let placed = Placement::new(win, base.rsp, args, limits, None)?;
+    let result = run_syscall(win, what, nr, &placed.values, insn, &base, limits);
+    let unmapped = placed.release(win, limits);
+    let value = result?;
+    unmapped?;
+    Ok(value)
+}
+
+fn run_syscall(
+    win: &mut StopWindow,
+    what: &str,
+    nr: u64,
+    values: &[u64],
+    insn: u64,
+    base: &Regs,
+    limits: &Limits,
+) -> Result<i64> {
+    let tid = win.call_tid;
+    let mut r = *base;
+    for (i, v) in values.iter().enumerate() {
+        regs::set_syscall_arg(&mut r, i, *v);
+    }
+    r.rip = insn;
+    r.rax = nr;
+    r.orig_rax = u64::MAX;
+    r.rsp = base.rsp - RED_ZONE;
+    r.eflags &= !(EFLAGS_DF | EFLAGS_TF);
+    ptrace::set_regs(tid, &r).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+
+    // Entry stop, exit stop: the result is in rax.
+    let mut syscall_stops = 0;
+    let mut result = None;
+    loop {
+        let resume = if result.is_some() {
+            Resume::Cont
+        } else {
+            Resume::Syscall
+        };
+        match step(win, resume, what, limits)? {
+            Stop::Syscall => {
+                syscall_stops += 1;
+                if syscall_stops == 2 {
+                    let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                    result = Some(now.rax as i64);
+                    // A syscall-exit stop returns straight to user space
+                    // without passing the restart logic, so restoring the
+                    // interrupted thread there would leak a raw
+                    // -ERESTARTSYS into it. Bring it to a signal-handling
+                    // stop first (one with no user code run in between).
+                    ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+                }
+            }
+            Stop::Interrupted if result.is_some() => return Ok(result.unwrap_or_default()),
+            Stop::Signal(sig) => {
+                let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                return Err(fault(tid, sig, what, &now));
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// Resume the call thread and wait for a stop worth looking at. Job
+/// control passes through (a SIGSTOP sent meanwhile stops the process after
+/// the window, as it would have); a deadline, or SIGINT/SIGTERM to reach,
+/// abandons the operation with the thread stopped and ready to restore.
+fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Result<Stop> {
+    let tid = win.call_tid;
+    let go = |sig: i32| match resume {
+        Resume::Cont => ptrace::cont(tid, sig),
+        Resume::Syscall => syscall_cont(tid, sig),
+    };
+    go(0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+    let _ticker = interrupt::Ticker::start(50);
+    loop {
+        match ptrace::wait(tid) {
+            Ok(Stop::GroupStop(_) | Stop::Event(_)) => {
+                go(0).map_err(ptrace_err("PTRACE_CONT", tid))?
+            }
+            Ok(Stop::Signal(libc::SIGSTOP)) => {
+                go(libc::SIGSTOP).map_err(ptrace_err("PTRACE_CONT", tid))?
+            }
+            Ok(Stop::Exited(_) | Stop::Killed(_)) | Err(Errno::ECHILD | Errno::ESRCH) => {
+                win.forget(tid);
+                return Err(Error::TargetExited(win.pid));
+            }
+            Ok(stop) => return Ok(stop),
+            Err(Errno::EINTR) => {
+                let reason = if let Some(sig) = interrupt::pending() {
+                    CallError::Interrupted(sig)
+                } else if Instant::now() >= limits.deadline {
+                    CallError::Timeout {
+                        what: what.to_string(),
+                        secs: limits.timeout.as_secs_f64().ceil() as u64,
+                    }
+                } else {
+                    continue;
+                };
+                return Err(abandon(win, reason));
+            }
+            Err(e) => return Err(ptrace_err("waitpid", tid)(e)),
+        }
+    }
+}
+
+fn syscall_cont(tid: i32, sig: i32) -> std::result::Result<(), Errno> {
+    if sig == 0 {
+        ptrace::cont_syscall(tid)
+    } else {
+        ptrace::cont(tid, sig)
+    }
+}
+
+/// Take the call thread back from the injected code, wherever it is, so
+/// the window can restore it.
+fn abandon(win: &mut StopWindow, reason: CallError) -> Error {
+    let tid = win.call_tid;
+    if ptrace::interrupt(tid).is_err() {
+        return reason.into();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ptrace::wait(tid) {
+            Ok(Stop::Interrupted | Stop::GroupStop(_)) => return reason.into(),
+            Ok(s) if s.is_gone() => {
+                win.forget(tid);
+                return Error::TargetExited(win.pid);
+            }
+            // Finished or crashed meanwhile: let the interrupt stop follow.
+            Ok(_) => {
+                if ptrace::cont(tid, 0).is_err() {
+                    return reason.into();
+                }
+            }
+            Err(Errno::EINTR) if Instant::now() < deadline => continue,
+            Err(_) => return reason.into(),
+        }
+    }
+}
+
+fn fault(tid: i32, sig: i32, what: &str, now: &Regs) -> Error {
+    let info = ptrace::get_siginfo(tid).ok();
+    if sig == libc::SIGSYS && info.is_some_and(|i| i.code == 1 /* SYS_SECCOMP */) {
+        let nr = info.map(|i| i.syscall).unwrap_or(-1);
+        let syscall = syscalls::Sysno::new(nr as usize)
+            .map(|s| s.name().to_string())
+            .unwrap_or_else(|| nr.to_string());
+        return CallError::Seccomp {
+            what: what.to_string(),
+            syscall,
+        }
+        .into();
+    }
+    let detail = match (sig, info) {
+        (libc::SIGSEGV | libc::SIGBUS, Some(i)) => format!(" (bad access to {:#x})", i.addr),
+        _ => String::new(),
+    };
+    CallError::Fault {
+        signal: signal_name(sig),
+        function: what.to_string(),
+        pc: now.rip,
+        detail,
+    }
+    .into()
+}
+
+fn write(pid: i32, addr: u64, data: &[u8]) -> Result<()> {
+    memory::write(pid, addr, data).map_err(|errno| Error::Write {
+        pid,
+        addr,
+        len: data.len(),
+        errno,
+    })
+}
+
+/// Where an operation's arguments went: their register values, the top of
+/// the stack below them, and any scratch mapping to unmap afterwards.
+struct Placement {
+    values: Vec<u64>,
+    stack_top: u64,
+    mapping: Option<(u64, u64, u64)>, // (addr, len, munmap syscall insn)
+}
+
+impl Placement {
+    /// Copy strings and blobs into memory reach owns for the window — the
+    /// thread's stack below its red zone, or a fresh anonymous mapping for
+    /// large data — never the target's heap.
+    fn new(
+        win: &mut StopWindow,
+        rsp: u64,
+        args: &[Arg],
+        limits: &Limits,
+        scratch_insn: Option<u64>,
+    ) -> Result<Placement> {
+        let mut top = (rsp - RED_ZONE) & !15;
+        let bytes: usize = args
+            .iter()
+            .map(|a| match a {
+                Arg::Bytes(b) => (b.len() + 15) & !15,
+                Arg::Int(_) => 0,
+            })
+            .sum();
+        let mut mapping = None;
+        let mut cursor = if bytes > STACK_BYTES_MAX {
+            let insn = scratch_insn.ok_or_else(|| {
+                CallError::Scratch(format!(
+                    "{bytes} bytes of arguments need a scratch mapping, and no syscall instruction was found"
+                ))
+            })?;
+            let len = (bytes as u64 + 4095) & !4095;
+            let addr = map_scratch(win, len, insn, limits)?;
+            mapping = Some((addr, len, insn));
+            addr
+        } else {
+            top -= bytes as u64;
+            top
+        };
+        let mut values = Vec::with_capacity(args.len());
+        for arg in args {
+            match arg {
+                Arg::Int(v) => values.push(*v),
+                Arg::Bytes(b) => {
+                    write(win.pid, cursor, b)?;
+                    values.push(cursor);
+                    cursor += (b.len() as u64 + 15) & !15;
+                }
+            }
+        }
+        Ok(Placement {
+            values,
+            stack_top: top,
+            mapping,
+        })
+    }
+
+    fn release(&self, win: &mut StopWindow, limits: &Limits) -> Result<()> {
+        let Some((addr, len, insn)) = self.mapping else {
+            return Ok(());
+        };
+        let args = [Arg::Int(addr), Arg::Int(len)];
+        raw_syscall(win, "munmap", libc::SYS_munmap as u64, &args, insn, limits).map(drop)
+    }
+}
+
+fn map_scratch(win: &mut StopWindow, len: u64, insn: u64, limits: &Limits) -> Result<u64> {
+    let args = [
+        Arg::Int(0),
+        Arg::Int(len),
+        Arg::Int((libc::PROT_READ | libc::PROT_WRITE) as u64),
+        Arg::Int((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64),
+        Arg::Int(u64::MAX),
+        Arg::Int(0),
+    ];
+    let addr = raw_syscall(win, "mmap", libc::SYS_mmap as u64, &args, insn, limits)?;
+    if (-4095..0).contains(&addr) {
+        return Err(
+            CallError::Scratch(format!("mmap failed: {}", Errno::from_raw(-addr as i32))).into(),
+        );
+    }
+    Ok(addr as u64)
+}
+
+/// Find the bytes `0f 05` (`syscall`) in an executable mapping of `pid`,
+/// the vDSO first. Any occurrence will do, aligned or not: the CPU decodes
+/// from wherever rip points. Nothing is ever written into code.
+pub fn find_syscall_insn(pid: i32) -> Result<u64> {
+    for (start, end, _) in super::symbols::executable_mappings(pid)? {
+        let mut addr = start;
+        while addr < end {
+            let len = ((end - addr) as usize).min(1 << 20);
+            let mut buf = vec![0u8; len];
+            if memory::read(pid, addr, &mut buf).is_err() {
+                break;
+            }
+            if let Some(i) = buf.windows(2).position(|w| w == [0x0f, 0x05]) {
+                return Ok(addr + i as u64);
+            }
+            if addr + len as u64 >= end {
+                break;
+            }
+            // Overlap by one byte: the two bytes may straddle chunks.
+            addr += len as u64 - 1;
+        }
+    }
+    Err(CallError::NoSyscallInstruction(pid).into())
+}

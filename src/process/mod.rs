@@ -1,0 +1,90 @@
+//! Targets, their symbols and the calls made into them, as plain data and
+//! operations.
+//!
+//! Owns: what a target is (`target.rs`), the stop window (`stop.rs`),
+//! remote function calls and system calls (`call.rs`), name → address
+//! (`symbols.rs`) and what `/proc` says about a process (`procinfo.rs`).
+//! Must never print and never know about Rhai: it returns typed errors and
+//! values, and `script/` decides how they look.
+
+pub mod call;
+pub mod procinfo;
+pub mod stop;
+pub mod symbols;
+pub mod target;
+
+use nix::errno::Errno;
+
+pub use call::Arg;
+pub use target::{Settings, Target};
+
+/// Everything that can go wrong while operating on a target.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such process: {0}")]
+    NoSuchProcess(String),
+    #[error("{0} processes match {1:?}: {2}; pass a pid with -p")]
+    AmbiguousName(usize, String, String),
+    #[error("pid {0} is a zombie: it has exited and waits for its parent to reap it")]
+    Zombie(i32),
+    #[error("pid {0} is a kernel thread: it has no user space to call into")]
+    KernelThread(i32),
+    #[error("pid {pid} is already traced by pid {tracer} ({tracer_name}); detach that debugger first")]
+    AlreadyTraced {
+        pid: i32,
+        tracer: i32,
+        tracer_name: String,
+    },
+    #[error("not permitted to trace pid {0}")]
+    NotPermitted(i32),
+    #[error("target {0} exited")]
+    TargetExited(i32),
+    #[error("pid {0} now belongs to another process: the target exited and its pid was reused")]
+    PidReused(i32),
+    #[error("no target: give one with -p PID or attach(pid)")]
+    NoTarget,
+    #[error("{op} on thread {tid} failed: {errno}")]
+    Ptrace {
+        op: &'static str,
+        tid: i32,
+        errno: Errno,
+    },
+    #[error("cannot read {len} bytes at {addr:#x} in pid {pid}: {errno}")]
+    Read {
+        pid: i32,
+        addr: u64,
+        len: usize,
+        errno: Errno,
+    },
+    #[error("cannot write {len} bytes at {addr:#x} in pid {pid}: {errno}")]
+    Write {
+        pid: i32,
+        addr: u64,
+        len: usize,
+        errno: Errno,
+    },
+    #[error("cannot read /proc/{pid}: {msg}")]
+    Proc { pid: i32, msg: String },
+    #[error(transparent)]
+    Symbol(#[from] symbols::SymbolError),
+    #[error(transparent)]
+    Call(#[from] call::CallError),
+}
+
+impl Error {
+    /// A second line telling the operator what to do, where one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotPermitted(_) => Some(procinfo::permission_hint()),
+            Error::Symbol(e) => e.hint(),
+            Error::Call(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn ptrace_err(op: &'static str, tid: i32) -> impl FnOnce(Errno) -> Error {
+    move |errno| Error::Ptrace { op, tid, errno }
+}

@@ -1,0 +1,181 @@
+//! What `/proc` says about a process: identity, state, threads, tracer.
+
+use super::{Error, Result};
+use procfs::process::Process;
+
+/// `PF_KTHREAD` in `/proc/PID/stat`'s flags (include/linux/sched.h).
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Who a pid is right now.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub pid: i32,
+    pub name: String,
+    /// Start time in clock ticks since boot: with the pid, names one process.
+    pub start_time: u64,
+}
+
+fn open(pid: i32) -> Result<Process> {
+    if pid <= 0 {
+        return Err(Error::NoSuchProcess(pid.to_string()));
+    }
+    Process::new(pid).map_err(|_| Error::NoSuchProcess(pid.to_string()))
+}
+
+/// Check that `pid` is a live user-space process nobody else traces.
+pub fn check_traceable(pid: i32) -> Result<Identity> {
+    let proc = open(pid)?;
+    let stat = proc
+        .stat()
+        .map_err(|_| Error::NoSuchProcess(pid.to_string()))?;
+    if stat.pid != pid {
+        // A thread id: /proc/TID exists for threads too, but is not listed.
+        return Err(Error::NoSuchProcess(format!(
+            "{pid} (a thread of {}; use that pid)",
+            stat.pid
+        )));
+    }
+    if stat.flags & PF_KTHREAD != 0 {
+        return Err(Error::KernelThread(pid));
+    }
+    if matches!(stat.state, 'Z' | 'X') {
+        return Err(Error::Zombie(pid));
+    }
+    let status = proc.status().map_err(|e| Error::Proc {
+        pid,
+        msg: e.to_string(),
+    })?;
+    if status.tracerpid != 0 {
+        return Err(Error::AlreadyTraced {
+            pid,
+            tracer: status.tracerpid,
+            tracer_name: comm(status.tracerpid).unwrap_or_else(|| "?".into()),
+        });
+    }
+    Ok(Identity {
+        pid,
+        name: stat.comm,
+        start_time: stat.starttime,
+    })
+}
+
+/// The start time of `pid`, if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    Process::new(pid).ok()?.stat().ok().map(|s| s.starttime)
+}
+
+pub fn comm(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(s.trim_end().to_string())
+}
+
+/// Thread ids of `pid` in directory order.
+pub fn tasks(pid: i32) -> Result<Vec<i32>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|_| Error::TargetExited(pid))?;
+    Ok(dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// The state letter of one thread (`R`, `S`, `D`, `T`, `t`, `Z`, …).
+pub fn task_state(pid: i32, tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // The command name may contain anything, so split after its ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether thread `tid` has a signal pending that it does not block: such
+/// a signal, not reach, is what interrupted its system call.
+pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
+}
+
+/// Why a `PTRACE_SEIZE` may be refused, and what to do about it.
+pub fn permission_hint() -> String {
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let root = nix::unistd::Uid::effective().is_root();
+    let mut hint = String::from("hint: ");
+    if !root {
+        hint.push_str("run reach as root or give it CAP_SYS_PTRACE (setcap cap_sys_ptrace+ep); ");
+    }
+    match scope {
+        Some(0) | None => {}
+        Some(3) => hint.push_str("kernel.yama.ptrace_scope is 3: no process may be traced until reboot; "),
+        Some(n) => hint.push_str(&format!(
+            "kernel.yama.ptrace_scope is {n}: only CAP_SYS_PTRACE may trace non-descendants (sysctl kernel.yama.ptrace_scope=0 relaxes it); "
+        )),
+    }
+    hint.push_str("a process that made itself non-dumpable, or one in another user namespace, needs CAP_SYS_PTRACE over it");
+    hint
+}
+
+/// Every process whose name or command line matches `pattern` (a substring
+/// of the command line, or the exact name), reach itself excluded.
+pub fn pgrep(pattern: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut pids: Vec<i32> = procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            let name = comm(p.pid).unwrap_or_default();
+            if name == pattern {
+                return true;
+            }
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            !cmdline.is_empty() && cmdline.contains(pattern)
+        })
+        .map(|p| p.pid)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The one process called exactly `name` (its `comm`, or the file name of
+/// its executable or argv[0]).
+pub fn find_by_name(name: &str) -> Result<i32> {
+    let me = std::process::id() as i32;
+    let basename = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let matches: Vec<i32> = procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            if comm(p.pid).as_deref() == Some(name) {
+                return true;
+            }
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            !argv0.is_empty() && basename(&String::from_utf8_lossy(argv0)) == name
+        })
+        .map(|p| p.pid)
+        .collect();
+    match matches.as_slice() {
+        [] => Err(Error::NoSuchProcess(format!("no process is named {name:?}"))),
+        [pid] => Ok(*pid),
+        many => Err(Error::AmbiguousName(
+            many.len(),
+            name.to_string(),
+            many.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}

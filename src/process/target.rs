@@ -1,0 +1,307 @@
+//! A target: a handle to one process, not an attachment. The process runs
+//! untouched between operations; each operation that needs it stopped opens
+//! a stop window and closes it before returning, unless `freeze` holds one
+//! open.
+
+use super::call::{self, Arg, Limits};
+use super::procinfo::{self, Identity};
+use super::stop::StopWindow;
+use super::symbols::{Kind, Resolved, Symbols};
+use super::{Error, Result};
+use crate::sys::{memory, pidfd};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+/// How operations on a target behave.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Limit for one injected call (and for stopping the threads).
+    pub timeout: Duration,
+    /// Read the call thread's errno after each `call` (one extra injected
+    /// call to `__errno_location` per thread, cached).
+    pub capture_errno: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            timeout: Duration::from_secs(10),
+            capture_errno: true,
+        }
+    }
+}
+
+pub struct Target {
+    id: Identity,
+    pidfd: Option<OwnedFd>,
+    pub settings: Settings,
+    symbols: Symbols,
+    /// IFUNC resolver address → the function it picked.
+    ifuncs: HashMap<u64, u64>,
+    /// Thread → address of its errno.
+    errno_at: HashMap<i32, u64>,
+    syscall_insn: Option<u64>,
+    last_errno: Option<i32>,
+    frozen: Option<StopWindow>,
+}
+
+/// The largest string `read_cstr` returns.
+const CSTR_MAX: usize = 1 << 20;
+
+impl Target {
+    /// Select `pid`: check it exists, is a user process, and nobody traces
+    /// it. Nothing is stopped.
+    pub fn attach(pid: i32, settings: Settings) -> Result<Target> {
+        let id = procinfo::check_traceable(pid)?;
+        let pidfd = pidfd::open(pid).ok();
+        Ok(Target {
+            id,
+            pidfd,
+            settings,
+            symbols: Symbols::default(),
+            ifuncs: HashMap::new(),
+            errno_at: HashMap::new(),
+            syscall_insn: None,
+            last_errno: None,
+            frozen: None,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.id.pid
+    }
+
+    pub fn name(&self) -> &str {
+        &self.id.name
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Still the process that was attached?
+    fn check_alive(&self) -> Result<()> {
+        let alive = self.pidfd.as_ref().is_none_or(pidfd::is_alive);
+        match procinfo::start_time(self.id.pid) {
+            Some(t) if t == self.id.start_time && alive => Ok(()),
+            Some(_) if alive => Err(Error::PidReused(self.id.pid)),
+            _ => Err(Error::TargetExited(self.id.pid)),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            deadline: Instant::now() + self.settings.timeout,
+            timeout: self.settings.timeout,
+        }
+    }
+
+    /// Stop every thread and keep them stopped until [`Target::thaw`].
+    pub fn freeze(&mut self) -> Result<()> {
+        if self.frozen.is_none() {
+            self.check_alive()?;
+            let deadline = self.limits().deadline;
+            self.frozen = Some(StopWindow::open(self.id.pid, self.id.start_time, deadline)?);
+        }
+        Ok(())
+    }
+
+    /// Release a frozen target. Does nothing if it is not frozen.
+    pub fn thaw(&mut self) -> Result<()> {
+        match self.frozen.take() {
+            Some(win) => win.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `op` in a stop window: the frozen one, or a new one closed
+    /// before returning. The call thread is restored after `op` either way,
+    /// and `op`'s error wins over a restore error.
+    fn in_window<T>(
+        &mut self,
+        op: impl FnOnce(&mut StopWindow, &mut Self, &Limits) -> Result<T>,
+    ) -> Result<T> {
+        let limits = self.limits();
+        if let Some(mut win) = self.frozen.take() {
+            let result = op(&mut win, self, &limits);
+            let restored = win.restore();
+            self.frozen = Some(win);
+            let value = result?;
+            restored?;
+            return Ok(value);
+        }
+        self.check_alive()?;
+        let mut win = StopWindow::open(self.id.pid, self.id.start_time, limits.deadline)?;
+        let result = op(&mut win, self, &limits);
+        let closed = win.close();
+        let value = result?;
+        closed?;
+        Ok(value)
+    }
+
+    /// Address of `name` in the target.
+    pub fn sym(&mut self, name: &str) -> Result<u64> {
+        Ok(self.symbols.resolve(self.id.pid, name)?.addr)
+    }
+
+    /// Call function `name` with `args`; the C return value, sign-extended
+    /// from 64 bits.
+    pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
+        // Resolve everything before stopping anything.
+        let func = self.symbols.resolve(self.id.pid, name)?;
+        let errno_fn = match self.settings.capture_errno {
+            true => self.symbols.resolve(self.id.pid, "__errno_location").ok(),
+            false => None,
+        };
+        self.call_resolved(name, &func, args, errno_fn)
+    }
+
+    /// Call the function at `addr`.
+    pub fn call_address(&mut self, addr: u64, args: &[Arg]) -> Result<i64> {
+        let func = Resolved {
+            addr,
+            kind: Kind::Function,
+            object: String::new(),
+        };
+        let errno_fn = match self.settings.capture_errno {
+            true => self.symbols.resolve(self.id.pid, "__errno_location").ok(),
+            false => None,
+        };
+        self.call_resolved(&format!("{addr:#x}"), &func, args, errno_fn)
+    }
+
+    fn call_resolved(
+        &mut self,
+        what: &str,
+        func: &Resolved,
+        args: &[Arg],
+        errno_fn: Option<Resolved>,
+    ) -> Result<i64> {
+        let needs_scratch = args.iter().any(|a| matches!(a, Arg::Bytes(b) if b.len() > 32 * 1024));
+        let scratch = if needs_scratch {
+            Some(self.syscall_insn()?)
+        } else {
+            None
+        };
+        let (value, errno) = self.in_window(|win, me, limits| {
+            let addr = match func.kind {
+                Kind::Ifunc => me.ifunc_target(win, what, func.addr, limits)?,
+                _ => func.addr,
+            };
+            let value = call::call_function(win, what, addr, args, limits, scratch)?;
+            let errno = match &errno_fn {
+                Some(f) => me.read_errno(win, f.addr, limits),
+                None => None,
+            };
+            Ok((value, errno))
+        })?;
+        self.last_errno = errno;
+        Ok(value as i64)
+    }
+
+    /// IFUNC: the symbol is a resolver; call it (no arguments, as glibc's
+    /// x86-64 resolvers take none that matter) to learn the real function.
+    fn ifunc_target(
+        &mut self,
+        win: &mut StopWindow,
+        what: &str,
+        resolver: u64,
+        limits: &Limits,
+    ) -> Result<u64> {
+        if let Some(&addr) = self.ifuncs.get(&resolver) {
+            return Ok(addr);
+        }
+        let what = format!("the IFUNC resolver of {what}");
+        let addr = call::call_function(win, &what, resolver, &[], limits, None)?;
+        self.ifuncs.insert(resolver, addr);
+        Ok(addr)
+    }
+
+    /// The call thread's errno, through `__errno_location()` (its address
+    /// is per thread and never changes, so it is asked once).
+    fn read_errno(&mut self, win: &mut StopWindow, errno_fn: u64, limits: &Limits) -> Option<i32> {
+        let tid = win.call_tid;
+        let at = match self.errno_at.get(&tid) {
+            Some(&at) => at,
+            None => {
+                let at =
+                    call::call_function(win, "__errno_location", errno_fn, &[], limits, None).ok()?;
+                self.errno_at.insert(tid, at);
+                at
+            }
+        };
+        let mut buf = [0u8; 4];
+        memory::read(self.id.pid, at, &mut buf).ok()?;
+        Some(i32::from_le_bytes(buf))
+    }
+
+    /// The errno left by the last `call`.
+    pub fn errno(&self) -> Option<i32> {
+        self.last_errno
+    }
+
+    fn syscall_insn(&mut self) -> Result<u64> {
+        if let Some(insn) = self.syscall_insn {
+            return Ok(insn);
+        }
+        let insn = call::find_syscall_insn(self.id.pid)?;
+        self.syscall_insn = Some(insn);
+        Ok(insn)
+    }
+
+    /// Make system call `nr` in the target; the kernel's return value.
+    pub fn syscall(&mut self, what: &str, nr: u64, args: &[Arg]) -> Result<i64> {
+        let insn = self.syscall_insn()?;
+        self.in_window(|win, _, limits| call::raw_syscall(win, what, nr, args, insn, limits))
+    }
+
+    /// Read `len` bytes at `addr`. Never stops the target.
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        memory::read(self.id.pid, addr, &mut buf).map_err(|errno| Error::Read {
+            pid: self.id.pid,
+            addr,
+            len,
+            errno,
+        })?;
+        Ok(buf)
+    }
+
+    /// Read a NUL-terminated string at `addr` (at most 1 MiB).
+    pub fn read_cstr(&self, addr: u64) -> Result<String> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < CSTR_MAX {
+            // Up to the end of the page, so an unmapped next page is no
+            // error when the string ends before it.
+            let chunk = (4096 - (at % 4096)) as usize;
+            let bytes = self.read(at, chunk)?;
+            if let Some(end) = bytes.iter().position(|b| *b == 0) {
+                out.extend_from_slice(&bytes[..end]);
+                return Ok(String::from_utf8_lossy(&out).into_owned());
+            }
+            out.extend_from_slice(&bytes);
+            at += chunk as u64;
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Write `data` at `addr`. Never stops the target.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
+        memory::write(self.id.pid, addr, data).map_err(|errno| Error::Write {
+            pid: self.id.pid,
+            addr,
+            len: data.len(),
+            errno,
+        })
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Err(e) = self.thaw() {
+            eprintln!("reach: warning: releasing pid {}: {e}", self.id.pid);
+        }
+    }
+}

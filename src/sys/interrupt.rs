@@ -1,0 +1,78 @@
+//! reach's own SIGINT/SIGTERM/SIGHUP, and a ticking timer for deadlines.
+//!
+//! While reach holds a target stopped, dying would let the kernel release
+//! the threads with reach's registers still in them. So these signals only
+//! raise a flag; blocking waits return `EINTR` (handlers are installed
+//! without `SA_RESTART`) and the caller restores the target, then gives up.
+//! A periodic `SIGALRM` bounds how long a wait can miss the flag or a
+//! deadline.
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::time::TimeVal;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: i32) {
+    if sig != libc::SIGALRM {
+        PENDING.store(sig, Ordering::SeqCst);
+    }
+}
+
+/// Route SIGINT, SIGTERM, SIGHUP and SIGALRM to the flag. Call once, early.
+pub fn install() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGALRM,
+    ] {
+        // SAFETY: the handler only stores into an atomic.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+/// The signal that asked reach to stop, if any, without clearing it.
+pub fn pending() -> Option<i32> {
+    match PENDING.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
+/// Forget a request to stop (the REPL does this after returning to its
+/// prompt).
+pub fn clear() {
+    PENDING.store(0, Ordering::SeqCst);
+}
+
+/// A periodic SIGALRM while it lives, so blocking waits wake up to check
+/// deadlines and [`pending`].
+pub struct Ticker(());
+
+impl Ticker {
+    pub fn start(period_ms: i64) -> Ticker {
+        set_timer(TimeVal::new(0, period_ms * 1000));
+        Ticker(())
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        set_timer(TimeVal::new(0, 0));
+    }
+}
+
+fn set_timer(period: TimeVal) {
+    let spec = libc::itimerval {
+        it_interval: *period.as_ref(),
+        it_value: *period.as_ref(),
+    };
+    // SAFETY: valid itimerval; old value not wanted.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &spec, std::ptr::null_mut()) };
+}
