@@ -256,7 +256,7 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
     go(0).map_err(ptrace_err("PTRACE_CONT", tid))?;
     let _ticker = interrupt::Ticker::start(50);
     loop {
-        match ptrace::wait(tid) {
+        match next_stop(win) {
             Ok(Stop::GroupStop(_) | Stop::Event(_)) => {
                 go(0).map_err(ptrace_err("PTRACE_CONT", tid))?
             }
@@ -286,6 +286,22 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
     }
 }
 
+/// The next stop of the call thread. Other threads of a dying process exit
+/// meanwhile, and must be reaped (a traced thread stays a zombie until its
+/// tracer waits for it, and the group leader's own exit is reported only
+/// after that), so wait for any thread and forget those that are gone.
+fn next_stop(win: &mut StopWindow) -> std::result::Result<Stop, Errno> {
+    loop {
+        let (tid, stop) = ptrace::wait_any()?;
+        if tid == win.call_tid {
+            return Ok(stop);
+        }
+        if stop.is_gone() {
+            win.forget(tid);
+        }
+    }
+}
+
 fn syscall_cont(tid: i32, sig: i32) -> std::result::Result<(), Errno> {
     if sig == 0 {
         ptrace::cont_syscall(tid)
@@ -303,7 +319,7 @@ fn abandon(win: &mut StopWindow, reason: CallError) -> Error {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match ptrace::wait(tid) {
+        match next_stop(win) {
             Ok(Stop::Interrupted | Stop::GroupStop(_)) => return reason.into(),
             Ok(s) if s.is_gone() => {
                 win.forget(tid);

@@ -143,6 +143,18 @@ pub fn wait(tid: Tid) -> Result<Stop, Errno> {
     wait_flags(tid, libc::__WALL).map(|s| s.expect("blocking wait returns a status"))
 }
 
+/// Wait for the next stop of any thread reach traces (reach starts no
+/// child processes of its own, so every status is a tracee's).
+pub fn wait_any() -> Result<(Tid, Stop), Errno> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let ret = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    if ret == -1 {
+        return Err(Errno::last());
+    }
+    Ok((ret, Stop::from_raw(status)))
+}
+
 /// Like [`wait`], but return `None` at once if `tid` has not stopped.
 pub fn try_wait(tid: Tid) -> Result<Option<Stop>, Errno> {
     wait_flags(tid, libc::__WALL | libc::WNOHANG)
