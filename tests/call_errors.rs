@@ -117,7 +117,7 @@ fn a_target_that_exits_inside_the_call_is_reported() {
 
 #[test]
 fn a_target_killed_during_the_call_is_reported() {
-    let mut t = Target::fixture("target", &[]);
+    let t = Target::fixture("target", &[]);
     let running = spawn_reach(&["-p", &t.pid.to_string(), "-e", r#"call("sleep", [30])"#]);
     wait_call_running(t.pid);
     t.signal(libc::SIGKILL);
