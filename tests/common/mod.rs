@@ -63,6 +63,8 @@ fn fixture_flags(name: &str) -> &'static [&'static str] {
         "static_accept" => &["-static", "-s"],
         "libanswer_v1" | "libanswer_v2" => &["-shared", "-fPIC"],
         "libuser" => &["-ldl"],
+        "rel_stress" => &["-pthread", "-O1", "-mno-red-zone"],
+        "rel_faults" => &["-pthread", "-rdynamic"],
         _ => &[],
     }
 }
@@ -587,5 +589,123 @@ pub fn describe(status: ExitStatus) -> String {
         (Some(c), _) => format!("code {c}"),
         (_, Some(s)) => format!("signal {s}"),
         _ => "unknown".into(),
+    }
+}
+
+// ---------------------------------------------------------------- reliability
+
+/// A count from the environment (`REACH_STRESS_OPS=10000` runs a suite's
+/// full form), or `default` (the short form CI runs).
+pub fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={v:?} is not a count: {e}")),
+        Err(_) => default,
+    }
+}
+
+/// A small deterministic PRNG (SplitMix64): the same seed gives the same
+/// sequence, so a failing case can be replayed by its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// One element of `items`.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// (iterations, mismatches) of each checker thread of a fixture that
+/// prints `stats=ADDR threads=N` (`regs`, `rel_stress`).
+pub fn checker_stats(t: &Target) -> Vec<(u64, u64)> {
+    let base = t.num("stats");
+    (0..t.num("threads"))
+        .map(|i| (t.read_u64(base + 16 * i), t.read_u64(base + 16 * i + 8)))
+        .collect()
+}
+
+/// Every checker thread is still running its own code (each completes a
+/// few more rounds) and none has ever seen a changed register or red zone.
+pub fn assert_registers_intact(t: &Target) {
+    let then = checker_stats(t);
+    assert!(
+        wait_until(STATE_DEADLINE, || {
+            checker_stats(t)
+                .iter()
+                .zip(&then)
+                .all(|(now, then)| now.0 > then.0 + 2)
+        }),
+        "checker threads stopped advancing: {then:?} -> {:?}",
+        checker_stats(t)
+    );
+    let stats = checker_stats(t);
+    assert!(
+        stats.iter().all(|&(_, bad)| bad == 0),
+        "register or red zone mismatches per thread (iterations, mismatches): {stats:?}"
+    );
+}
+
+/// VmRSS of the process in KiB.
+pub fn vm_rss_kib(pid: i32) -> u64 {
+    let v = status_field(pid, "VmRSS").expect("VmRSS");
+    v.trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// How many mappings the process has (lines of /proc/PID/maps).
+pub fn map_count(pid: i32) -> usize {
+    maps(pid).lines().count()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// sigqueue(3): send `sig` to process `pid` with `value` in si_value, through
+/// rt_sigqueueinfo (the libc crate has no sigqueue). Returns the errno on
+/// failure (EAGAIN: the target's queue of real-time signals is full).
+pub fn sigqueue(pid: i32, sig: i32, value: i32) -> Result<(), i32> {
+    // siginfo_t on x86-64: si_signo, si_errno, si_code, padding, then the
+    // _rt member of the union at offset 16: si_pid, si_uid, si_value.
+    #[repr(C, align(8))]
+    struct SigInfo([i32; 32]);
+    let mut info = SigInfo([0; 32]);
+    info.0[0] = sig;
+    info.0[2] = -1; // SI_QUEUE, which the kernel allows from another process
+    info.0[4] = std::process::id() as i32;
+    // SAFETY: getuid has no preconditions.
+    info.0[5] = unsafe { libc::getuid() } as i32;
+    info.0[6] = value;
+    // SAFETY: a 128-byte siginfo that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid, sig, &info as *const SigInfo) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
