@@ -1,0 +1,380 @@
+//! Faults while reach holds the target: the target killed at random points
+//! (mid-call, or frozen between calls), threads appearing and exiting
+//! inside a frozen window, fork, vfork, system and execl called inside the
+//! target, and a SIGSTOP that arrives during a call. (A seccomp filter that
+//! traps the injected call is covered in call_errors.rs.)
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// Fresh rel_faults target; waits until its ticker runs.
+fn faults_target(args: &[&str]) -> Target {
+    let t = Target::fixture("rel_faults", args);
+    t.assert_advances(t.num("ticks"), 2);
+    t
+}
+
+/// The thread states of every task (for messages).
+fn thread_states(pid: i32) -> Vec<(i32, Option<char>)> {
+    tids(pid)
+        .into_iter()
+        .map(|tid| (tid, task_state(pid, tid)))
+        .collect()
+}
+
+// ---------------------------------------------------------------- the target killed
+
+/// How long reach may take to notice that its target was killed. Below
+/// the `--timeout` the runs use, so a wait that only the deadline ends is
+/// caught.
+const NOTICE_WITHIN: Duration = Duration::from_secs(4);
+
+/// What one run did: the delay before the kill, reach's output, and how
+/// long reach took after the kill.
+struct KillRun {
+    delay_us: u64,
+    out: ReachOutput,
+    took: Duration,
+}
+
+/// Starts reach on a fresh `fixture ARGS` with `script`, kills the target
+/// `delay_us` after reach first stopped it, and waits for reach.
+fn kill_target_during(fixture: &str, args: &[&str], script: &str, delay_us: u64) -> KillRun {
+    let t = Target::fixture(fixture, args);
+    let running = spawn_reach(&["--timeout", "5", "-p", &t.pid.to_string(), "-e", script]);
+    assert!(
+        wait_traced(t.pid, STATE_DEADLINE),
+        "reach never stopped the target"
+    );
+    pause(Duration::from_micros(delay_us));
+    t.signal(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    // Never a panic (checked by finish).
+    let out = running.finish(REACH_DEADLINE);
+    KillRun {
+        delay_us,
+        out,
+        took: killed.elapsed(),
+    }
+}
+
+/// Kills targets at `runs` random points (up to `max_delay_us` after reach
+/// first stopped them) of `script`: each time reach must say promptly, in
+/// one line and with exit status 1, that the target exited. All runs are
+/// made before judging, so a failure lists every message seen.
+fn kill_at_random_points(
+    fixture: &str,
+    args: &[&str],
+    script: &str,
+    seed: u64,
+    runs: usize,
+    max_delay_us: u64,
+) {
+    let mut rng = Rng::new(seed);
+    let results: Vec<KillRun> = (0..runs)
+        .map(|_| kill_target_during(fixture, args, script, rng.below(max_delay_us)))
+        .collect();
+    let wrong: Vec<String> = results
+        .iter()
+        .filter(|r| {
+            r.out.code() != Some(1)
+                || !r.out.stderr.contains("exited")
+                || r.out.stderr.trim().lines().count() != 1
+                || r.took > NOTICE_WITHIN
+        })
+        .map(|r| {
+            format!(
+                "killed {} us in: {} after {:?}: {:?}",
+                r.delay_us,
+                describe(r.out.status),
+                r.took,
+                r.out.stderr
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {runs} runs did not report promptly that the target exited:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn a_target_killed_at_random_points_of_a_loop_of_calls_is_reported() {
+    kill_at_random_points(
+        "rel_faults",
+        &[],
+        r#"loop { call("getpid", []); syscall("getppid", []); call("strlen", ["abc"]); }"#,
+        0x6b696c6c,
+        10,
+        20_000,
+    );
+}
+
+#[test]
+fn a_target_killed_while_frozen_is_reported() {
+    kill_at_random_points(
+        "rel_faults",
+        &[],
+        r#"freeze(); loop { call("getpid", []); call("usleep", [100]); }"#,
+        0x66726f7a,
+        10,
+        20_000,
+    );
+}
+
+#[test]
+fn a_target_killed_while_reach_stops_its_threads_is_reported() {
+    // Stopping 200 threads takes a few milliseconds: kills within them land
+    // while some threads are seized and others not yet.
+    kill_at_random_points(
+        "target",
+        &["200"],
+        r#"loop { call("getpid", []); }"#,
+        0x73746f70,
+        6,
+        5_000,
+    );
+}
+
+// ---------------------------------------------------------------- threads in a freeze
+
+#[test]
+fn a_thread_created_inside_a_frozen_window_runs_on_untraced() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    let before = tids(pid).len();
+    let out = eval_ok(
+        pid,
+        r#"freeze();
+           let b = call("malloc", [8]);
+           let r = call("pthread_create", [b, 0, sym("long_lived"), 0]);
+           call("free", [b]);
+           let p = call("getpid", []);
+           thaw();
+           `${r} ${p}`"#,
+    );
+    assert_eq!(out, format!("0 {pid}"));
+    assert!(
+        wait_until(STATE_DEADLINE, || tids(pid).len() == before + 1),
+        "no new thread: {:?}",
+        thread_states(pid)
+    );
+    t.assert_advances(t.num("long_ticks"), 5);
+    t.assert_advances(t.num("ticks"), 5);
+    assert_untraced(pid);
+    assert_untouched(&mut t);
+    assert_eq!(tids(pid).len(), before + 1);
+}
+
+#[test]
+fn a_thread_that_starts_and_exits_inside_a_frozen_window_is_no_trouble() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    let before = tids(pid).len();
+    // pthread_join waits, inside the call, for the new thread to exit; the
+    // frozen threads around it stay stopped throughout.
+    let out = eval_ok(
+        pid,
+        r#"freeze();
+           let b = call("malloc", [8]);
+           let r = call("pthread_create", [b, 0, sym("short_lived"), 0]);
+           let th = read(b, 8).parse_le_int(0, 8);
+           let j = call("pthread_join", [th, 0]);
+           call("free", [b]);
+           let p = call("getpid", []);
+           thaw();
+           `${r} ${j} ${p}`"#,
+    );
+    assert_eq!(out, format!("0 0 {pid}"));
+    assert_eq!(t.read_u64(t.num("short_runs")), 1);
+    assert_eq!(tids(pid).len(), before, "{:?}", thread_states(pid));
+    t.assert_advances(t.num("ticks"), 5);
+    assert_untouched(&mut t);
+}
+
+// ---------------------------------------------------------------- fork, system, exec
+
+/// Asks the target to reap one child; returns the answer's fields.
+fn reap(t: &mut Target) -> String {
+    t.send("reap");
+    t.line_matching(STATE_DEADLINE, |l| l.starts_with("reaped"))
+}
+
+#[test]
+fn fork_inside_a_call_leaves_a_child_that_exits_0() {
+    let mut t = faults_target(&[]);
+    // The child is a copy of the call thread: it comes back to reach's
+    // return address, and must be made to exit there, not left to crash.
+    // Several runs, because when reach sees the child's first stop varies.
+    let mut results = Vec::new();
+    for _ in 0..10 {
+        let child = eval_ok(t.pid, r#"call("fork", [])"#);
+        let child: i32 = child.parse().expect("fork returned a pid");
+        assert!(child > 0, "fork failed in the target: {child}");
+        results.push((child, reap(&mut t)));
+    }
+    let crashed: Vec<_> = results
+        .iter()
+        .filter(|(child, line)| *line != format!("reaped pid={child} exited=0"))
+        .collect();
+    assert!(
+        crashed.is_empty(),
+        "{} of 10 forked children did not exit 0: {crashed:?}",
+        crashed.len()
+    );
+    t.assert_advances(t.num("ticks"), 5);
+    assert_untouched(&mut t);
+}
+
+#[test]
+fn vfork_inside_a_call_leaves_a_child_that_exits_0() {
+    let mut t = faults_target(&[]);
+    let child = eval_ok(t.pid, r#"call("vfork", [])"#);
+    let child: i32 = child.parse().expect("vfork returned a pid");
+    assert!(child > 0, "vfork failed in the target: {child}");
+    assert_eq!(reap(&mut t), format!("reaped pid={child} exited=0"));
+    t.assert_advances(t.num("ticks"), 5);
+    assert_untouched(&mut t);
+}
+
+#[test]
+fn system_inside_a_call_runs_the_command() {
+    let mut t = faults_target(&[]);
+    let dir = scratch_dir("system");
+    let file = dir.join("out");
+    let out = eval_ok(
+        t.pid,
+        &format!(
+            r#"call("system", ["echo from $PPID > {}"])"#,
+            file.display()
+        ),
+    );
+    assert_eq!(out, "0", "system() returned a failure status");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        format!("from {}", t.pid)
+    );
+    // system() reaped its own child: nothing is left for the target.
+    assert!(reap(&mut t).starts_with("reaped none"));
+    t.assert_advances(t.num("ticks"), 5);
+    assert_untouched(&mut t);
+}
+
+#[test]
+fn execl_inside_a_call_is_reported_and_the_new_program_runs() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    let exe = fixture("rel_faults");
+    let out = eval(
+        pid,
+        &format!(
+            r#"call("execl", ["{}", "rel_faults", "execed", 0])"#,
+            exe.display()
+        ),
+    );
+    assert_error(&out, 1, &["execve"]);
+    // The same process, now running the program anew.
+    t.line_matching(STATE_DEADLINE, |l| l == format!("execed pid={pid}"));
+    t.line_matching(STATE_DEADLINE, |l| l.starts_with("ready"));
+    assert_eq!(t.ask("ping"), "pong");
+    assert_untraced(pid);
+    assert_untouched(&mut t);
+}
+
+// ---------------------------------------------------------------- job control
+
+#[test]
+fn a_sigstop_that_arrives_during_a_call_stops_the_target_afterwards() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    let running = spawn_reach(&["-p", &pid.to_string(), "-e", r#"call("usleep", [300000])"#]);
+    // The main thread's own code only ever blocks in read: once it sleeps
+    // in nanosleep under a tracer, it is in the injected usleep.
+    let in_call = wait_until(STATE_DEADLINE, || {
+        tracer_pid(pid) != 0
+            && matches!(
+                task_syscall(pid, pid),
+                Some(libc::SYS_nanosleep | libc::SYS_clock_nanosleep)
+            )
+    });
+    assert!(in_call, "the call never started");
+    t.signal(libc::SIGSTOP);
+
+    let out = running.finish(REACH_DEADLINE);
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim(), "0", "usleep was cut short");
+
+    // Stopped, as the SIGSTOP asked, and released by reach.
+    assert_still_stopped_then_resumes(&mut t);
+}
+
+/// SIGSTOPs the target and waits until every thread is in group stop.
+fn stop_target(t: &Target) {
+    t.signal(libc::SIGSTOP);
+    assert!(wait_until(STATE_DEADLINE, || all_stopped(t.pid)));
+}
+
+fn all_stopped(pid: i32) -> bool {
+    tids(pid)
+        .iter()
+        .all(|&tid| task_state(pid, tid) == Some('T'))
+}
+
+/// The target is still in group stop (threads that reach released re-enter
+/// it at once, so wait for that), untraced, and runs no code of its own;
+/// then SIGCONT resumes it normally.
+fn assert_still_stopped_then_resumes(t: &mut Target) {
+    let pid = t.pid;
+    let ticks = t.num("ticks");
+    assert!(
+        wait_until(STATE_DEADLINE, || all_stopped(pid)),
+        "{:?}",
+        thread_states(pid)
+    );
+    assert_untraced(pid);
+    let frozen = t.read_u64(ticks);
+    pause(Duration::from_millis(50));
+    assert_eq!(t.read_u64(ticks), frozen, "a stopped target ran");
+    t.signal(libc::SIGCONT);
+    t.assert_advances(ticks, 5);
+    assert_untouched(t);
+}
+
+#[test]
+fn a_stopped_target_stays_stopped_through_a_frozen_window() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    stop_target(&t);
+    let out = eval_ok(
+        pid,
+        r#"freeze();
+           let a = call("getpid", []);
+           let b = call("strlen", ["four"]);
+           let c = call("getppid", []);
+           thaw();
+           `${a} ${b} ${c}`"#,
+    );
+    assert_eq!(out, format!("{pid} 4 {}", std::process::id()));
+    assert_still_stopped_then_resumes(&mut t);
+}
+
+#[test]
+fn a_raw_syscall_into_a_stopped_target_works_and_leaves_it_stopped() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    stop_target(&t);
+    let out = eval(pid, r#"syscall("getpid", [])"#);
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim(), pid.to_string());
+    let out = eval(
+        pid,
+        r#"freeze(); let a = syscall("getppid", []); let b = call("getpid", []); thaw(); `${a} ${b}`"#,
+    );
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim(), format!("{} {pid}", std::process::id()));
+    assert_still_stopped_then_resumes(&mut t);
+}
