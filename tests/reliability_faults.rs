@@ -211,7 +211,7 @@ fn fork_inside_a_call_leaves_a_child_that_exits_0() {
     // return address, and must be made to exit there, not left to crash.
     // Several runs, because when reach sees the child's first stop varies.
     let mut results = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..20 {
         let child = eval_ok(t.pid, r#"call("fork", [])"#);
         let child: i32 = child.parse().expect("fork returned a pid");
         assert!(child > 0, "fork failed in the target: {child}");
@@ -223,7 +223,7 @@ fn fork_inside_a_call_leaves_a_child_that_exits_0() {
         .collect();
     assert!(
         crashed.is_empty(),
-        "{} of 10 forked children did not exit 0: {crashed:?}",
+        "{} of 20 forked children did not exit 0: {crashed:?}",
         crashed.len()
     );
     t.assert_advances(t.num("ticks"), 5);
@@ -377,4 +377,65 @@ fn a_raw_syscall_into_a_stopped_target_works_and_leaves_it_stopped() {
     assert_ok(&out);
     assert_eq!(out.stdout.trim(), format!("{} {pid}", std::process::id()));
     assert_still_stopped_then_resumes(&mut t);
+}
+
+// ---------------------------------------------------------------- signal masks
+
+// While injected code runs, reach blocks the call thread's signals (they
+// are delivered after the restore). What that code starts must not inherit
+// that mask: the target's own threads block nothing here, so neither
+// should a thread or a program an injected call creates.
+
+#[test]
+fn a_program_execed_by_a_call_starts_with_the_targets_signal_mask() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    assert_eq!(t.ask("sigblk"), "sigblk=0");
+    let exe = fixture("rel_faults");
+    let out = eval(
+        pid,
+        &format!(
+            r#"call("execl", ["{}", "rel_faults", "execed", 0])"#,
+            exe.display()
+        ),
+    );
+    assert_error(&out, 1, &["execve"]);
+    t.line_matching(STATE_DEADLINE, |l| l.starts_with("ready"));
+    // With every signal blocked, `kill PID` would no longer end it.
+    assert_eq!(
+        t.ask("sigblk"),
+        "sigblk=0",
+        "the new program inherited reach's call-time signal mask"
+    );
+}
+
+#[test]
+fn a_thread_created_by_a_call_starts_with_the_targets_signal_mask() {
+    let t = faults_target(&[]);
+    let pid = t.pid;
+    let before = tids(pid);
+    let out = eval_ok(
+        pid,
+        r#"let b = call("malloc", [8]);
+           let r = call("pthread_create", [b, 0, sym("long_lived"), 0]);
+           call("free", [b]);
+           r"#,
+    );
+    assert_eq!(out, "0");
+    assert!(wait_until(STATE_DEADLINE, || tids(pid).len() == before.len() + 1));
+    let new = tids(pid)
+        .into_iter()
+        .find(|tid| !before.contains(tid))
+        .unwrap();
+    for tid in &before {
+        assert_eq!(
+            task_status(pid, *tid, "SigBlk").as_deref(),
+            Some("0000000000000000")
+        );
+    }
+    assert_eq!(
+        task_status(pid, new, "SigBlk").as_deref(),
+        Some("0000000000000000"),
+        "the new thread inherited reach's call-time signal mask"
+    );
 }

@@ -179,3 +179,69 @@ fn sigint_and_sigterm_at_random_points_leave_the_target_intact() {
     assert_registers_intact(&t);
     assert_untouched(&mut t);
 }
+
+/// SIGKILL cannot be caught, so reach cannot restore anything; the kernel
+/// detaches every thread when the tracer dies (`exit_ptrace`). With no call
+/// in flight — the window open, the threads merely stopped — nothing of
+/// reach's is in them, and they must run on as if never stopped: blocked
+/// system calls resume without EINTR (the restart codes reach left in place
+/// when it stopped them do that), a 3 s nanosleep lasts its 3 s.
+/// (A SIGKILL while the injected function runs is another matter: see
+/// docs/reliability.md.)
+#[test]
+fn sigkill_to_reach_holding_a_frozen_target_leaves_it_running() {
+    let mut t = Target::fixture("blocked", &[]);
+    let pid = t.pid;
+    let blocked_in = |name: &str, nrs: &[i64]| {
+        let tid = t.num(name) as i32;
+        wait_until(STATE_DEADLINE, || {
+            task_syscall(pid, tid).is_some_and(|nr| nrs.contains(&nr))
+        })
+    };
+    assert!(blocked_in(
+        "nanosleep",
+        &[libc::SYS_nanosleep, libc::SYS_clock_nanosleep]
+    ));
+    assert!(blocked_in(
+        "epoll",
+        &[libc::SYS_epoll_wait, libc::SYS_epoll_pwait]
+    ));
+    assert!(blocked_in("recv", &[libc::SYS_recvfrom]));
+    assert!(blocked_in("read", &[libc::SYS_read]));
+
+    let running = spawn_reach(&["-p", &pid.to_string(), "-e", "freeze(); loop { }"]);
+    let frozen = wait_until(STATE_DEADLINE, || {
+        tids(pid).iter().all(|&tid| {
+            task_state(pid, tid) == Some('t')
+                && task_status(pid, tid, "TracerPid").as_deref() != Some("0")
+        })
+    });
+    assert!(frozen, "reach never froze the target");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(running.pid(), libc::SIGKILL) }, 0);
+    drop(running);
+
+    assert_untraced(pid);
+    // Wake the read and accept threads and collect every thread's result.
+    t.send("x");
+    let port = t.field("port").to_string();
+    let _conn = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut results = Vec::new();
+    while results.len() < 6 {
+        results.push(t.line_matching(STATE_DEADLINE, |l| l.starts_with("result ")));
+    }
+    for r in &results {
+        assert!(
+            !r.contains("errno=4 "),
+            "EINTR after reach died: {results:?}"
+        );
+    }
+    let nanosleep = results
+        .iter()
+        .find(|r| r.starts_with("result nanosleep"))
+        .unwrap();
+    let ms: u64 = nanosleep.rsplit("ms=").next().unwrap().parse().unwrap();
+    assert!(ms >= 3000, "nanosleep cut short: {results:?}");
+    t.line_matching(STATE_DEADLINE, |l| l == "done");
+    assert!(t.wait_exit(STATE_DEADLINE).success());
+}
