@@ -3,11 +3,13 @@
 //!
 //! Owns: what a target is (`target.rs`), the stop window (`stop.rs`),
 //! remote function calls and system calls (`call.rs`), name → address
-//! (`symbols.rs`) and what `/proc` says about a process (`procinfo.rs`).
+//! (`symbols/`), the memory map (`maps.rs`) and what `/proc` says about a
+//! process (`procinfo.rs`).
 //! Must never print and never know about Rhai: it returns typed errors and
 //! values, and `script/` decides how they look.
 
 pub mod call;
+pub mod maps;
 pub mod procinfo;
 pub mod stop;
 pub mod symbols;
