@@ -4,6 +4,7 @@
 //! open.
 
 use super::call::{self, Arg, Limits};
+use super::maps::{self, Mapping};
 use super::procinfo::{self, Identity};
 use super::stop::StopWindow;
 use super::symbols::{Kind, Resolved, Symbols};
@@ -256,6 +257,16 @@ impl Target {
     pub fn syscall(&mut self, what: &str, nr: u64, args: &[Arg]) -> Result<i64> {
         let insn = self.syscall_insn()?;
         self.in_window(|win, _, limits| call::raw_syscall(win, what, nr, args, insn, limits))
+    }
+
+    /// The target's memory mappings. Never stops the target.
+    pub fn maps(&self) -> Result<Vec<Mapping>> {
+        let pid = self.id.pid;
+        let text = maps::read_text(pid).map_err(|e| Error::Proc {
+            pid,
+            msg: e.to_string(),
+        })?;
+        Ok(maps::parse(&text))
     }
 
     /// Read `len` bytes at `addr`. Never stops the target.

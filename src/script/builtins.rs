@@ -88,6 +88,13 @@ pub const BUILTINS: &[Builtin] = &[
         register: reg_write,
     },
     Builtin {
+        name: "maps",
+        signature: "maps() -> array of map  |  t.maps()",
+        summary: "the target's memory mappings: start, end, perms, offset, dev, inode, path (never stops it)",
+        example: "maps().filter(|m| m.path.contains(\"libc\"))",
+        register: reg_maps,
+    },
+    Builtin {
         name: "freeze",
         signature: "freeze()  |  t.freeze()",
         summary: "stop every thread of the target and keep it stopped across operations until thaw()",
@@ -428,6 +435,25 @@ fn reg_read_cstr(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "read_cstr", |t, _s, addr: i64| {
         t.read_cstr(addr as u64).map_err(fail)
     });
+}
+
+fn reg_maps(engine: &mut Engine, shared: &Shared) {
+    both!(engine, shared, "maps", |t, _s| {
+        let maps = t.maps().map_err(fail)?;
+        RhaiResult::Ok(maps.into_iter().map(mapping_value).collect::<Array>())
+    });
+}
+
+fn mapping_value(m: process::maps::Mapping) -> Dynamic {
+    let mut map = rhai::Map::new();
+    map.insert("start".into(), (m.start as i64).into());
+    map.insert("end".into(), (m.end as i64).into());
+    map.insert("perms".into(), m.perms.into());
+    map.insert("offset".into(), (m.offset as i64).into());
+    map.insert("dev".into(), m.dev.into());
+    map.insert("inode".into(), (m.inode as i64).into());
+    map.insert("path".into(), m.path.into());
+    map.into()
 }
 
 fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {

@@ -270,7 +270,9 @@ impl Symbols {
     }
 }
 
-/// The file-backed objects in `mappings`, in mapping order. A mapping at
+/// The file-backed objects in `mappings` that have code (which leaves out
+/// locale files, caches and other data mapped from files), in mapping
+/// order. A mapping at
 /// file offset 0 starts a new one: ld.so and the kernel map an object's
 /// first segment first, at its lowest address, so the same file mapped
 /// twice (loaded in two namespaces, or mapped whole by the program) makes
@@ -278,12 +280,17 @@ impl Symbols {
 fn group(mappings: &[Mapping]) -> Vec<Module> {
     let mut modules: Vec<Module> = Vec::new();
     let mut index: HashMap<(&str, u64), usize> = HashMap::new();
+    let mut code: Vec<bool> = Vec::new();
     for m in mappings.iter().filter(|m| m.is_file()) {
         let range = (m.start, m.end, m.offset);
         match index.get(&(m.dev.as_str(), m.inode)) {
-            Some(&i) if m.offset != 0 => modules[i].mappings.push(range),
+            Some(&i) if m.offset != 0 => {
+                modules[i].mappings.push(range);
+                code[i] |= m.is_executable();
+            }
             _ => {
                 index.insert((m.dev.as_str(), m.inode), modules.len());
+                code.push(m.is_executable());
                 modules.push(Module {
                     path: m.path.clone(),
                     dev: m.dev.clone(),
@@ -295,6 +302,8 @@ fn group(mappings: &[Mapping]) -> Vec<Module> {
             }
         }
     }
+    let mut code = code.into_iter();
+    modules.retain(|_| code.next().unwrap_or(false));
     modules
 }
 
@@ -484,7 +493,11 @@ fn suggestions(view: &View, order: &[usize], name: &str) -> Vec<String> {
     }
     // Stable: equal ranks stay in search order.
     found.sort_by_key(|(distance, is_static, _)| (*distance, *is_static));
-    found.into_iter().take(5).map(|(_, _, label)| label).collect()
+    found
+        .into_iter()
+        .take(5)
+        .map(|(_, _, label)| label)
+        .collect()
 }
 
 /// Levenshtein distance between two short names.
@@ -557,6 +570,9 @@ mod tests {
         let missing = symbols.resolve(me, "no_such_symbol_xyz").unwrap_err();
         assert!(missing.hint().is_none());
         let near = symbols.resolve(me, "getpidd").unwrap_err().to_string();
-        assert!(near.contains("did you mean one of: getpid (libc.so.6)"), "{near}");
+        assert!(
+            near.contains("did you mean one of: getpid (libc.so.6)"),
+            "{near}"
+        );
     }
 }
