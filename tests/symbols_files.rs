@@ -1,0 +1,69 @@
+//! Objects are read as the target maps them: deleted, replaced on disk, or
+//! in another mount namespace, the call runs the mapped code.
+
+mod sym_support;
+
+use std::process::Command;
+use sym_support::*;
+
+#[test]
+fn a_deleted_library_still_resolves() {
+    let dir = workdir("deleted");
+    let lib = build_lib(&dir, "libgone.so", "gone_fn", 41, false);
+    let host = build_host(&dir);
+    let mut cmd = Command::new(&host);
+    cmd.arg(&lib);
+    let (target, _) = Target::start(cmd);
+    std::fs::remove_file(&lib).unwrap();
+    assert_eq!(reach_ok(target.pid(), &[r#"call("gone_fn")"#]), "41");
+    assert_eq!(
+        reach_ok(target.pid(), &[r#"call("libgone:gone_fn")"#]),
+        "41"
+    );
+}
+
+#[test]
+fn a_library_replaced_on_disk_resolves_to_the_mapped_build() {
+    let dir = workdir("replaced");
+    let lib = build_lib(&dir, "libup.so", "up_fn", 1, false);
+    let host = build_host(&dir);
+    let mut cmd = Command::new(&host);
+    cmd.arg(&lib);
+    let (target, _) = Target::start(cmd);
+    // An upgrade: a new build, with the function at another offset,
+    // renamed over the old path.
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let new = build_lib(&staging, "libup.so", "up_fn", 2, true);
+    std::fs::rename(&new, &lib).unwrap();
+    assert_eq!(reach_ok(target.pid(), &[r#"call("up_fn")"#]), "1");
+    // A process started now gets the new build.
+    let mut cmd = Command::new(&host);
+    cmd.arg(&lib);
+    let (fresh, _) = Target::start(cmd);
+    assert_eq!(reach_ok(fresh.pid(), &[r#"call("up_fn")"#]), "2");
+}
+
+#[test]
+fn a_target_in_its_own_mount_namespace_uses_its_own_file() {
+    if !have("unshare") {
+        eprintln!("skipped: unshare (util-linux) is not installed");
+        return;
+    }
+    let dir = workdir("mountns");
+    let lib = build_lib(&dir, "libns.so", "ns_fn", 1, false);
+    let theirs = build_lib(&dir, "libns_container.so", "ns_fn", 2, true);
+    let host = build_host(&dir);
+    // In its own mount namespace the target sees `theirs` at `lib`'s path.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2" && exec "$3" "$2""#)
+        .arg("sh")
+        .arg(&theirs)
+        .arg(&lib)
+        .arg(&host);
+    let (target, _) = Target::start(cmd);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+    assert!(maps.contains(lib.to_str().unwrap()), "{maps}");
+    assert_eq!(reach_ok(target.pid(), &[r#"call("ns_fn")"#]), "2");
+}
