@@ -67,3 +67,48 @@ fn a_target_in_its_own_mount_namespace_uses_its_own_file() {
     assert!(maps.contains(lib.to_str().unwrap()), "{maps}");
     assert_eq!(reach_ok(target.pid(), &[r#"call("ns_fn")"#]), "2");
 }
+
+#[test]
+fn a_stripped_library_finds_its_debug_file_by_debuglink() {
+    if !have("objcopy") {
+        eprintln!("skipped: objcopy (binutils) is not installed");
+        return;
+    }
+    let dir = workdir("debuglink");
+    let lib = dir.join("libdbg.so");
+    let src = fixture("sym_lib.c");
+    // No build-id: only .gnu_debuglink can lead to the debug file.
+    compile(
+        "cc",
+        &[
+            "-shared",
+            "-fPIC",
+            "-g",
+            "-DFUNC=dbg_fn",
+            "-DVALUE=3",
+            "-Wl,--build-id=none",
+            "-o",
+            lib.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
+    );
+    let lib_s = lib.to_str().unwrap();
+    let debug = dir.join(".debug");
+    std::fs::create_dir_all(&debug).unwrap();
+    let debug_file = debug.join("libdbg.so.debug");
+    let debug_s = debug_file.to_str().unwrap();
+    compile("objcopy", &["--only-keep-debug", lib_s, debug_s]);
+    compile("objcopy", &["--strip-all", lib_s]);
+    compile(
+        "objcopy",
+        &[&format!("--add-gnu-debuglink={debug_s}"), lib_s],
+    );
+    let host = build_host(&dir);
+    let mut cmd = Command::new(&host);
+    cmd.arg(&lib);
+    let (target, _) = Target::start(cmd);
+    assert_eq!(
+        reach_ok(target.pid(), &[r#"call("libdbg:sym_private")"#]),
+        "30"
+    );
+}
