@@ -203,3 +203,27 @@ pub fn reach_err(pid: i32, exprs: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
+
+/// `count` libraries `dir/libmany_N.so`, each with `many_fn_N()` returning
+/// N, built two at a time.
+pub fn build_many(dir: &Path, count: usize) -> Vec<PathBuf> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let file = format!("libmany_{i}.so");
+                    build_lib(dir, &file, &format!("many_fn_{i}"), i as i64, false);
+                }
+            });
+        }
+    });
+    (0..count)
+        .map(|i| dir.join(format!("libmany_{i}.so")))
+        .collect()
+}
