@@ -149,3 +149,28 @@ fn maps_lists_the_libraries() {
     let count = reach_ok(target.pid(), &["attach(PID).maps().len() > 5"]);
     assert_eq!(count, "true");
 }
+
+#[test]
+fn a_library_unloaded_and_replaced_at_the_same_place_is_noticed() {
+    let dir = workdir("reload");
+    let first = build_lib(&dir, "libfirst.so", "reload_fn", 1, false);
+    let second = build_lib(&dir, "libsecond.so", "reload_fn", 2, true);
+    let host = build_host(&dir);
+    let (target, _) = Target::start(Command::new(&host));
+    // One reach process: the answer for reload_fn is remembered, then its
+    // library is unloaded and another one (likely at the same address)
+    // defines the name.
+    let script = format!(
+        r#"
+        let h = call("dlopen", ["{}", 2]);
+        let a = call("reload_fn");
+        call("dlclose", [h]);
+        call("dlopen", ["{}", 2]);
+        let b = call("reload_fn");
+        a + " " + b
+        "#,
+        first.display(),
+        second.display()
+    );
+    assert_eq!(reach_ok(target.pid(), &[&script]), "1 2");
+}

@@ -19,6 +19,7 @@ mod elf;
 mod linkmap;
 
 use super::maps::{self, Mapping};
+use crate::sys::procmap;
 use elf::{Object, Symbol};
 use std::collections::HashMap;
 use std::fs::File;
@@ -163,6 +164,41 @@ struct View {
     pid: i32,
     maps: String,
     modules: Vec<Module>,
+    /// `/proc/PID/maps` held open for `PROCMAP_QUERY`; `None` where the
+    /// kernel lacks it (before 6.11), and then every lookup re-reads the
+    /// maps.
+    query: Option<File>,
+    /// Names resolved with this view: (result, index of its module).
+    answers: HashMap<String, (Resolved, usize)>,
+}
+
+impl View {
+    /// Is module `i` still mapped where and as it was when the view was
+    /// built? One `PROCMAP_QUERY` on its first mapping: same start, same
+    /// file offset, same file (device, inode).
+    ///
+    /// This is all an answer found in module `i` depends on: ld.so only
+    /// ever appends objects to the link map (`dlopen`), so an object
+    /// loaded since comes after `i` in search order and cannot take a
+    /// name from it; an object unloaded since does not matter unless it
+    /// is `i` itself, which this catches.
+    fn still_mapped(&self, i: usize) -> bool {
+        let (Some(maps), Some(module)) = (&self.query, self.modules.get(i)) else {
+            return false;
+        };
+        let Some(&(start, _, offset)) = module.mappings.first() else {
+            return false;
+        };
+        match procmap::query(maps, start) {
+            Ok(Some(vma)) => {
+                vma.start == start
+                    && vma.offset == offset
+                    && vma.inode == module.inode
+                    && format!("{:02x}:{:02x}", vma.dev_major, vma.dev_minor) == module.dev
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A per-reach cache of parsed objects and of each target's object list.
@@ -180,11 +216,58 @@ impl Symbols {
     /// libraries, then `dlopen`ed ones); then `.symtab` and debug files,
     /// globals before locals. `OBJECT` is a file name (`libc.so.6`), a
     /// unique prefix of one (`libc`) or a full path.
+    ///
+    /// A repeated lookup costs one `PROCMAP_QUERY` (see
+    /// [`View::still_mapped`]); `/proc/PID/maps` is re-read only when that
+    /// check fails or the name is not found, which is how objects loaded
+    /// since the last lookup are found.
     pub fn resolve(&mut self, pid: i32, name: &str) -> Result<Resolved, SymbolError> {
+        let mut miss = None;
+        if let Some(view) = &self.view
+            && view.pid == pid
+            && view.query.is_some()
+        {
+            if let Some((resolved, module)) = view.answers.get(name)
+                && view.still_mapped(*module)
+            {
+                return Ok(resolved.clone());
+            }
+            match self.lookup(pid, name) {
+                Ok(found) if self.view.as_ref().is_some_and(|v| v.still_mapped(found.1)) => {
+                    return Ok(self.remember(name, found));
+                }
+                Ok(_) => {}
+                Err(e) => miss = Some(e),
+            }
+        }
+        let changed = self.refresh(pid)?;
+        if let Some(e) = miss
+            && !changed
+        {
+            return Err(e);
+        }
+        let found = self.lookup(pid, name)?;
+        Ok(self.remember(name, found))
+    }
+
+    fn remember(&mut self, name: &str, (resolved, module): (Resolved, usize)) -> Resolved {
+        if let Some(view) = &mut self.view {
+            view.answers
+                .insert(name.to_string(), (resolved.clone(), module));
+        }
+        resolved
+    }
+
+    /// Look `name` up in the current view: the result and its module.
+    fn lookup(&mut self, pid: i32, name: &str) -> Result<(Resolved, usize), SymbolError> {
         let query = Query::parse(name);
-        self.refresh(pid)?;
         let Symbols { objects, view } = self;
-        let view = view.as_mut().expect("refresh sets the view");
+        let Some(view) = view.as_mut() else {
+            return Err(SymbolError::Maps {
+                pid,
+                msg: "not read yet".into(),
+            });
+        };
         let order: Vec<usize> = match query.object {
             Some(object) => vec![select(view, object)?],
             None => (0..view.modules.len()).collect(),
@@ -198,11 +281,11 @@ impl Symbols {
             if let Some(found) = object.dynamic_lookup(query.name, query.version)
                 && let Some(resolved) = located(module, &object, &found)
             {
-                return Ok(resolved);
+                return Ok((resolved, i));
             }
         }
         // Then `.symtab` and debug files: globals, then locals.
-        let mut local: Option<Resolved> = None;
+        let mut local: Option<(Resolved, usize)> = None;
         let mut any_symbols = false;
         for &i in &order {
             let module = &mut view.modules[i];
@@ -220,12 +303,12 @@ impl Symbols {
                 continue;
             };
             if found.global {
-                return Ok(resolved);
+                return Ok((resolved, i));
             }
-            local.get_or_insert(resolved);
+            local.get_or_insert((resolved, i));
         }
-        if let Some(resolved) = local {
-            return Ok(resolved);
+        if let Some(found) = local {
+            return Ok(found);
         }
         if !any_symbols {
             return Err(SymbolError::NoSymbolTable {
@@ -248,7 +331,8 @@ impl Symbols {
     /// Re-read `/proc/PID/maps`; if it changed since the last lookup (a
     /// `dlopen`, a `dlclose`, another process), rebuild the object list.
     /// Parsed objects survive in the cache.
-    fn refresh(&mut self, pid: i32) -> Result<(), SymbolError> {
+    /// Whether the view was rebuilt.
+    fn refresh(&mut self, pid: i32) -> Result<bool, SymbolError> {
         let text = maps::read_text(pid).map_err(|e| SymbolError::Maps {
             pid,
             msg: e.to_string(),
@@ -257,16 +341,21 @@ impl Symbols {
             && view.pid == pid
             && view.maps == text
         {
-            return Ok(());
+            return Ok(false);
         }
         let mut modules = group(&maps::parse(&text));
         order(pid, &mut self.objects, &mut modules);
+        let query = File::open(format!("/proc/{pid}/maps"))
+            .ok()
+            .filter(|f| procmap::query(f, 0).is_ok());
         self.view = Some(View {
             pid,
             maps: text,
             modules,
+            query,
+            answers: HashMap::new(),
         });
-        Ok(())
+        Ok(true)
     }
 }
 
