@@ -174,3 +174,25 @@ fn a_library_unloaded_and_replaced_at_the_same_place_is_noticed() {
     );
     assert_eq!(reach_ok(target.pid(), &[&script]), "1 2");
 }
+
+#[test]
+fn versions_and_ifuncs_resolve_as_the_linker_would() {
+    let dir = workdir("versions");
+    let host = build_host(&dir);
+    let (target, _) = Target::start(Command::new(&host));
+    let pid = target.pid();
+    // glibc keeps memcpy@GLIBC_2.2.5 (really memmove) beside the default
+    // memcpy@@GLIBC_2.14.
+    let exprs = [
+        r#"sym("memcpy") == sym("memcpy@@GLIBC_2.14")"#,
+        r#"sym("memcpy@GLIBC_2.2.5") != sym("memcpy")"#,
+        r#"sym("libc.so.6:memcpy@GLIBC_2.14") == sym("memcpy")"#,
+    ];
+    for expr in exprs {
+        assert_eq!(reach_ok(pid, &[expr]), "true", "{expr}");
+    }
+    // strlen is an IFUNC: its resolver is called, then what it returns.
+    assert_eq!(reach_ok(pid, &[r#"call("strlen", ["hello"])"#]), "5");
+    let err = reach_err(pid, &[r#"sym("memcpy@GLIBC_9.9")"#]);
+    assert!(err.contains("not found"), "{err}");
+}
