@@ -47,7 +47,7 @@ pub fn parse(text: &str) -> Vec<Mapping> {
 }
 
 /// `start-end perms offset dev inode path`.
-pub fn parse_line(line: &str) -> Option<Mapping> {
+fn parse_line(line: &str) -> Option<Mapping> {
     let mut fields = line.splitn(6, ' ');
     let (start, end) = fields.next()?.split_once('-')?;
     let perms = fields.next()?;

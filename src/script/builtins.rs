@@ -62,8 +62,8 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sym",
         signature: "sym(name) -> int  |  t.sym(name)",
-        summary: "address of a symbol in the target (name@VERSION accepted)",
-        example: "sym(\"malloc\")",
+        summary: "address of a symbol in the target, found as its dynamic linker would; name@VERSION and OBJECT:name (libc.so.6:malloc, libc:malloc) accepted",
+        example: "sym(\"libc:malloc\")",
         register: reg_sym,
     },
     Builtin {

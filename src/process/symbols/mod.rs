@@ -46,7 +46,7 @@ pub struct Resolved {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
-    #[error("symbol {name:?} not found in {where_} ({searched} objects searched){}", did_you_mean(.suggestions))]
+    #[error("symbol {name:?} not found in {where_} (objects searched: {searched}){}", did_you_mean(.suggestions))]
     NotFound {
         name: String,
         /// `pid N`, or `OBJECT in pid N` for a qualified name.
