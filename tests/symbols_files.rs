@@ -112,3 +112,43 @@ fn a_stripped_library_finds_its_debug_file_by_debuglink() {
         "30"
     );
 }
+
+/// `setpriv` to user and group nobody: no CAP_SYS_ADMIN, so no
+/// `/proc/PID/map_files`.
+const AS_NOBODY: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+#[test]
+fn without_privileges_deleted_and_replaced_libraries_resolve_from_memory() {
+    if !have("setpriv") || !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (to switch to nobody) and setpriv (util-linux)");
+        return;
+    }
+    let dir = workdir("unprivileged");
+    let gone = build_lib(&dir, "libgone2.so", "gone2_fn", 5, false);
+    let up = build_lib(&dir, "libup2.so", "up2_fn", 1, false);
+    let host = build_host(&dir);
+    let mut cmd = Command::new(AS_NOBODY[0]);
+    cmd.args(&AS_NOBODY[1..]).arg(&host).arg(&gone).arg(&up);
+    let (target, _) = Target::start(cmd);
+    std::fs::remove_file(&gone).unwrap();
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let new = build_lib(&staging, "libup2.so", "up2_fn", 2, true);
+    std::fs::rename(&new, &up).unwrap();
+    let out = reach_with(
+        AS_NOBODY,
+        target.pid(),
+        &[r#"call("gone2_fn") * 10 + call("up2_fn")"#],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "51");
+}

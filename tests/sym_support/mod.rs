@@ -153,7 +153,19 @@ impl Drop for Target {
 
 /// Run `reach -p PID -e EXPR` (each of `exprs` in order) with a deadline.
 pub fn reach(pid: i32, exprs: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reach"));
+    reach_with(&[], pid, exprs)
+}
+
+/// The same, run through `wrapper` (say, `setpriv` to another user).
+pub fn reach_with(wrapper: &[&str], pid: i32, exprs: &[&str]) -> Output {
+    let mut cmd = match wrapper {
+        [] => Command::new(env!("CARGO_BIN_EXE_reach")),
+        [program, args @ ..] => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(env!("CARGO_BIN_EXE_reach"));
+            cmd
+        }
+    };
     cmd.arg("-p").arg(pid.to_string());
     for e in exprs {
         cmd.arg("-e").arg(e);

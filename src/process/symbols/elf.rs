@@ -42,13 +42,36 @@ struct Dynamic {
     verdef: Option<(usize, usize)>,
 }
 
+/// An object's bytes at their file offsets.
+enum Bytes {
+    /// The file itself, mapped.
+    Mapped(Mmap),
+    /// A copy of what a process has mapped of the file, when the file
+    /// cannot be opened: its loaded segments (headers, dynamic tables,
+    /// code), zeros elsewhere.
+    Copied(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Copied(copy) => copy,
+        }
+    }
+}
+
 pub struct Object {
-    bytes: Mmap,
+    bytes: Bytes,
     /// (p_vaddr, p_offset) of each PT_LOAD, with p_filesz.
     loads: Vec<(u64, u64, u64)>,
     /// p_vaddr of PT_DYNAMIC: where `_DYNAMIC` is, before relocation.
     pub dynamic_vaddr: Option<u64>,
     dynamic: Option<Dynamic>,
+    /// (offset, size) of PT_DYNAMIC.
+    dynamic_at: Option<(usize, usize)>,
     /// (offset, size) of each PT_NOTE, where the build-id is.
     notes: Vec<(usize, usize)>,
     /// Version index → name, from `.gnu.version_d`.
@@ -69,17 +92,27 @@ impl Object {
     /// Map `file` and read its headers; `None` if it is not a 64-bit
     /// little-endian ELF object.
     pub fn open(file: &File) -> Option<Object> {
-        Self::open_inner(file, true)
+        let mut object = Self::parse(Bytes::Mapped(filemap::map_readonly(file).ok()?))?;
+        object.dynamic = object.read_dynamic(None);
+        Some(object)
     }
 
     /// A separate debug file: only its `.symtab` is used (its dynamic
     /// section, if any, is `NOBITS` there).
     pub fn open_debug(file: &File) -> Option<Object> {
-        Self::open_inner(file, false)
+        Self::parse(Bytes::Mapped(filemap::map_readonly(file).ok()?))
     }
 
-    fn open_inner(file: &File, with_dynamic: bool) -> Option<Object> {
-        let bytes = filemap::map_readonly(file).ok()?;
+    /// An object rebuilt from a process's memory: `image` holds each of its
+    /// mappings at the mapping's file offset; `bias` is its load bias there.
+    pub fn from_image(image: Vec<u8>, bias: impl FnOnce(&Object) -> Option<u64>) -> Option<Object> {
+        let mut object = Self::parse(Bytes::Copied(image))?;
+        let bias = bias(&object);
+        object.dynamic = object.read_dynamic(bias);
+        Some(object)
+    }
+
+    fn parse(bytes: Bytes) -> Option<Object> {
         if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
             return None;
         }
@@ -103,13 +136,15 @@ impl Object {
                 .find(|ph| ph.p_type == PT_DYNAMIC)
                 .map(|ph| ph.p_vaddr),
             dynamic: None,
+            dynamic_at: None,
             notes: Vec::new(),
             versions: OnceCell::new(),
             statics: OnceCell::new(),
         };
-        if with_dynamic && let Some(ph) = phdrs.iter().find(|ph| ph.p_type == PT_DYNAMIC) {
-            object.dynamic = object.read_dynamic(ph.p_offset as usize, ph.p_filesz as usize);
-        }
+        object.dynamic_at = phdrs
+            .iter()
+            .find(|ph| ph.p_type == PT_DYNAMIC)
+            .map(|ph| (ph.p_offset as usize, ph.p_filesz as usize));
         object.notes = phdrs
             .iter()
             .filter(|ph| ph.p_type == PT_NOTE)
@@ -118,7 +153,11 @@ impl Object {
         Some(object)
     }
 
-    fn read_dynamic(&self, offset: usize, size: usize) -> Option<Dynamic> {
+    /// The dynamic tables, from the `DT_*` entries. In a copy of memory,
+    /// glibc has already added the load bias to some of them (`bias`;
+    /// `elf_get_dynamic_info`), musl has not: both are accepted.
+    fn read_dynamic(&self, bias: Option<u64>) -> Option<Dynamic> {
+        let (offset, size) = self.dynamic_at?;
         let mut tags: HashMap<u64, u64> = HashMap::new();
         for i in 0..size / 16 {
             let tag = self.u64_at(offset + i * 16)?;
@@ -127,7 +166,11 @@ impl Object {
             }
             tags.entry(tag).or_insert(self.u64_at(offset + i * 16 + 8)?);
         }
-        let file_off = |tag| tags.get(&tag).and_then(|&v| self.vaddr_to_offset(v));
+        let file_off = |tag| {
+            let &v = tags.get(&tag)?;
+            self.vaddr_to_offset(v)
+                .or_else(|| self.vaddr_to_offset(v.wrapping_sub(bias?)))
+        };
         Some(Dynamic {
             symtab: file_off(dynamic::DT_SYMTAB)?,
             strtab: file_off(dynamic::DT_STRTAB)?,

@@ -19,7 +19,7 @@ mod elf;
 mod linkmap;
 
 use super::maps::{self, Mapping};
-use crate::sys::procmap;
+use crate::sys::{memory, procmap};
 use elf::{Object, Symbol};
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,13 +46,15 @@ pub struct Resolved {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
-    #[error("symbol {name:?} not found in {where_} (objects searched: {searched}){}", did_you_mean(.suggestions))]
+    #[error("symbol {name:?} not found in {where_} (objects searched: {searched}){}{}", did_you_mean(.suggestions), unreadable_note(.unreadable))]
     NotFound {
         name: String,
         /// `pid N`, or `OBJECT in pid N` for a qualified name.
         where_: String,
         searched: usize,
         suggestions: Vec<String>,
+        /// Objects that could not be read as the target maps them.
+        unreadable: Vec<String>,
     },
     #[error(
         "pid {pid} has no symbol table (a static, stripped binary): {name:?} cannot be resolved"
@@ -74,6 +76,13 @@ pub enum SymbolError {
     Maps { pid: i32, msg: String },
 }
 
+fn unreadable_note(unreadable: &[String]) -> String {
+    match unreadable {
+        [] => String::new(),
+        some => format!("; could not read as mapped: {}", some.join(", ")),
+    }
+}
+
 fn did_you_mean(suggestions: &[String]) -> String {
     match suggestions {
         [] => String::new(),
@@ -93,6 +102,15 @@ impl SymbolError {
             return Some(format!(
                 "hint: {bare} is a system call: syscall(\"{bare}\", [...]) makes it without libc"
             ));
+        }
+        if let SymbolError::NotFound { unreadable, .. } = self
+            && !unreadable.is_empty()
+        {
+            return Some(
+                "hint: a library deleted or replaced on disk since it was mapped is read through \
+                 /proc/PID/map_files, which needs CAP_SYS_ADMIN: run reach as root"
+                    .to_string(),
+            );
         }
         matches!(self, SymbolError::NoSymbolTable { .. }).then(|| {
             "hint: system calls work without symbols: syscall(\"name\", [...])".to_string()
@@ -310,7 +328,13 @@ impl Symbols {
         if let Some(found) = local {
             return Ok(found);
         }
-        if !any_symbols {
+        let unreadable: Vec<String> = order
+            .iter()
+            .map(|&i| &view.modules[i])
+            .filter(|m| matches!(m.object, Some(None)))
+            .map(|m| m.path.clone())
+            .collect();
+        if !any_symbols && unreadable.is_empty() && query.object.is_none() {
             return Err(SymbolError::NoSymbolTable {
                 name: name.into(),
                 pid,
@@ -325,6 +349,7 @@ impl Symbols {
             where_,
             searched: order.len(),
             suggestions: suggestions(view, &order, query.name),
+            unreadable,
         })
     }
 
@@ -465,6 +490,7 @@ fn load(
         None => {
             let object = open_mapped(pid, module)
                 .and_then(|f| Object::open(&f))
+                .or_else(|| copy_mapped(pid, module))
                 .map(Rc::new);
             objects.insert(key, object.clone());
             object
@@ -485,6 +511,29 @@ fn open_mapped(pid: i32, module: &Module) -> Option<File> {
     }
     let file = File::open(format!("/proc/{pid}/root{}", module.file_path())).ok()?;
     (file.metadata().ok()?.ino() == module.inode).then_some(file)
+}
+
+/// The largest object rebuilt from target memory.
+const MAX_COPY: u64 = 1 << 30;
+
+/// `module` rebuilt from the target's memory, when its file cannot be
+/// opened (a deleted or replaced library, without the CAP_SYS_ADMIN that
+/// `map_files` needs): each mapping copied to its file offset. Headers,
+/// dynamic symbols, hash tables and the build-id note are all in loaded
+/// segments, so dynamic lookups (and debug files) work; `.symtab` is not
+/// loaded and is lost. Unreadable pages (ld.so's `PROT_NONE` gaps) stay
+/// zero.
+fn copy_mapped(pid: i32, module: &Module) -> Option<Object> {
+    let size = module.mappings.iter().map(|&(s, e, o)| o + (e - s)).max()?;
+    if size > MAX_COPY {
+        return None;
+    }
+    let mut image = vec![0u8; size as usize];
+    for &(start, end, offset) in &module.mappings {
+        let at = offset as usize;
+        let _ = memory::read(pid, start, &mut image[at..at + (end - start) as usize]);
+    }
+    Object::from_image(image, |o| module.bias.or_else(|| o.bias(&module.mappings)))
 }
 
 /// A symbol's address in the target.
