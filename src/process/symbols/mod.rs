@@ -354,9 +354,8 @@ impl Symbols {
     }
 
     /// Re-read `/proc/PID/maps`; if it changed since the last lookup (a
-    /// `dlopen`, a `dlclose`, another process), rebuild the object list.
-    /// Parsed objects survive in the cache.
-    /// Whether the view was rebuilt.
+    /// `dlopen`, a `dlclose`, another process), rebuild the object list
+    /// and say so. Parsed objects survive in the cache.
     fn refresh(&mut self, pid: i32) -> Result<bool, SymbolError> {
         let text = maps::read_text(pid).map_err(|e| SymbolError::Maps {
             pid,
@@ -386,11 +385,10 @@ impl Symbols {
 
 /// The file-backed objects in `mappings` that have code (which leaves out
 /// locale files, caches and other data mapped from files), in mapping
-/// order. A mapping at
-/// file offset 0 starts a new one: ld.so and the kernel map an object's
-/// first segment first, at its lowest address, so the same file mapped
-/// twice (loaded in two namespaces, or mapped whole by the program) makes
-/// two modules.
+/// order. A mapping at file offset 0 starts a new one: ld.so and the
+/// kernel map an object's first segment first, at its lowest address, so
+/// the same file mapped twice (loaded in two namespaces, or mapped whole
+/// by the program) makes two modules.
 fn group(mappings: &[Mapping]) -> Vec<Module> {
     let mut modules: Vec<Module> = Vec::new();
     let mut index: HashMap<(&str, u64), usize> = HashMap::new();
