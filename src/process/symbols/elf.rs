@@ -207,7 +207,27 @@ impl Object {
     /// The exported definition of `name` (`version`: a `@VERSION`), as
     /// ld.so would find it: through the hash table of `.dynsym`.
     pub fn dynamic_lookup(&self, name: &str, version: Option<&str>) -> Option<Symbol> {
-        let dynamic = self.dynamic.as_ref()?;
+        pick(&self.dynamic_definitions(name), version).cloned()
+    }
+
+    /// The versions `name` is exported with: `name@@DEFAULT`, `name@OLD`.
+    pub fn exported_versions(&self, name: &str) -> Vec<String> {
+        let mut definitions = self.dynamic_definitions(name);
+        definitions.sort_by_key(|s| !s.default);
+        definitions
+            .into_iter()
+            .filter_map(|s| {
+                let at = if s.default { "@@" } else { "@" };
+                Some(format!("{name}{at}{}", s.version?))
+            })
+            .collect()
+    }
+
+    /// Every exported definition of `name` (one per version).
+    fn dynamic_definitions(&self, name: &str) -> Vec<Symbol> {
+        let Some(dynamic) = self.dynamic.as_ref() else {
+            return Vec::new();
+        };
         let indices = match (dynamic.gnu_hash, dynamic.sysv_hash) {
             (Some(at), _) => self.gnu_hash_lookup(dynamic, at, name),
             (None, Some(at)) => self.sysv_hash_lookup(dynamic, at, name),
@@ -215,12 +235,11 @@ impl Object {
                 .filter(|&i| self.dynsym_name(dynamic, i) == Some(name.as_bytes()))
                 .collect(),
         };
-        let entries: Vec<Symbol> = indices
+        indices
             .into_iter()
             .filter_map(|i| self.dynsym(dynamic, i))
             .filter(|s| s.global)
-            .collect();
-        pick(&entries, version).cloned()
+            .collect()
     }
 
     /// A definition of `name` in `.symtab` (or the separate debug file's

@@ -348,7 +348,7 @@ impl Symbols {
             name: name.into(),
             where_,
             searched: order.len(),
-            suggestions: suggestions(view, &order, query.name),
+            suggestions: suggestions(view, &order, &query),
             unreadable,
         })
     }
@@ -601,10 +601,12 @@ fn select(view: &View, qualifier: &str) -> Result<usize, SymbolError> {
     }
 }
 
-/// Up to five defined names close to `name` (small edit distance, or the
-/// same letters in another case), as `name (object)`: the closest first,
+/// Up to five defined names close to the query, as `name (object)`: for
+/// a versioned name, the versions that exist; else names at a small edit
+/// distance, or the same letters in another case. The closest first,
 /// exported ones before static ones, then in search order.
-fn suggestions(view: &View, order: &[usize], name: &str) -> Vec<String> {
+fn suggestions(view: &View, order: &[usize], query: &Query) -> Vec<String> {
+    let name = query.name;
     let limit = if name.len() <= 4 { 1 } else { 2 };
     let mut found: Vec<(usize, bool, String)> = Vec::new();
     for &i in order {
@@ -612,7 +614,15 @@ fn suggestions(view: &View, order: &[usize], name: &str) -> Vec<String> {
         let Some(Some(object)) = &module.object else {
             continue;
         };
+        if query.version.is_some() {
+            for versioned in object.exported_versions(name) {
+                found.push((0, false, format!("{versioned} ({})", module.file_name())));
+            }
+        }
         for (candidate, exported) in object.names() {
+            if query.version.is_some() && candidate == name {
+                continue;
+            }
             if candidate.len().abs_diff(name.len()) > limit {
                 continue;
             }
