@@ -201,3 +201,32 @@ fn versions_and_ifuncs_resolve_as_the_linker_would() {
         "{err}"
     );
 }
+
+#[test]
+fn a_static_non_stripped_program_resolves_through_its_symtab() {
+    let dir = workdir("static_symtab");
+    let out = dir.join("sym_blocked_static_symtab");
+    let src = fixture("sym_blocked.c");
+    compile(
+        "cc",
+        &[
+            "-static",
+            "-o",
+            out.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
+    );
+    let (mut target, ready) = Target::start(Command::new(&out));
+    let fd: i32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+    let pid = target.pid();
+    assert_eq!(reach_ok(pid, &[r#"call("getpid")"#]), pid.to_string());
+    // strlen is an IFUNC in static glibc too.
+    assert_eq!(reach_ok(pid, &[r#"call("strlen", ["abcd"])"#]), "4");
+    // Not linked in, so not there: the error points at syscall().
+    let shutdown = format!(r#"call("shutdown", [{fd}, SHUT_RDWR])"#);
+    let err = reach_err(pid, &[&shutdown]);
+    assert!(err.contains("syscall(\"shutdown\""), "{err}");
+    let shutdown = format!(r#"syscall("shutdown", [{fd}, SHUT_RDWR])"#);
+    assert_eq!(reach_ok(pid, &[&shutdown]), "0");
+    assert_eq!(target.line(), "unstuck 0");
+}
