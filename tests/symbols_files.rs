@@ -46,8 +46,8 @@ fn a_library_replaced_on_disk_resolves_to_the_mapped_build() {
 
 #[test]
 fn a_target_in_its_own_mount_namespace_uses_its_own_file() {
-    if !have("unshare") {
-        eprintln!("skipped: unshare (util-linux) is not installed");
+    if !have("unshare") || !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (for a mount namespace) and unshare (util-linux)");
         return;
     }
     let dir = workdir("mountns");
