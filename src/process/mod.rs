@@ -34,9 +34,7 @@ pub enum Error {
     Zombie(i32),
     #[error("pid {0} is a kernel thread: it has no user space to call into")]
     KernelThread(i32),
-    #[error(
-        "pid {pid} is already traced by pid {tracer} ({tracer_name}); detach that debugger first"
-    )]
+    #[error("pid {pid} is already traced by pid {tracer} ({tracer_name}); detach that debugger first")]
     AlreadyTraced {
         pid: i32,
         tracer: i32,
