@@ -12,12 +12,15 @@
 use super::target::Target;
 use super::threads;
 use super::{Arg, Error, Result};
+use crate::sys::procdir::ProcDir;
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a descriptor refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,47 +186,74 @@ fn proc_error(pid: i32, e: std::io::Error) -> Error {
 
 /// Every open descriptor of `pid`, in fd order, with socket details and
 /// waiters.
+///
+/// The first socket tables (the TCP ones, by far the largest in practice)
+/// are read on a second thread while this one walks the descriptors: the
+/// two cost about the same, and the kernel's formatting of a big table is
+/// the one part that cannot be made cheaper from here. If the target turns
+/// out to hold no socket, that read is abandoned.
 pub fn list(pid: i32) -> Result<Vec<Fd>> {
-    let fd_dir = format!("/proc/{pid}/fd");
-    let dir = std::fs::read_dir(&fd_dir).map_err(|e| proc_error(pid, e))?;
+    let fd_path = format!("/proc/{pid}/fd");
+    let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
+    let entries = std::fs::read_dir(&fd_path).map_err(|e| proc_error(pid, e))?;
+    let abandon = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let early = s.spawn(|| {
+            (0..EARLY_TABLES)
+                .map(|t| load_table(pid, t, &abandon))
+                .collect::<Vec<_>>()
+        });
+        let mut fds = walk(pid, &fd_dir, entries);
+        if !fds.iter().any(|f| f.kind == Kind::Socket) {
+            abandon.store(true, Ordering::Relaxed);
+        }
+        let early = early.join().unwrap_or_default();
+        join_sockets(pid, &mut fds, early);
+        add_waiters(pid, &mut fds);
+        Ok(fds)
+    })
+}
+
+/// Describe each entry of `/proc/PID/fd`, sorted by fd.
+fn walk(pid: i32, fd_dir: &ProcDir, entries: std::fs::ReadDir) -> Vec<Fd> {
+    let info_dir = ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok();
     let mut fds = Vec::new();
-    for entry in dir {
+    for entry in entries {
         let Ok(entry) = entry else { continue };
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(fd) = name.parse::<i32>() else {
             continue;
         };
-        let link = format!("{fd_dir}/{fd}");
         // Closed since the directory was read: leave it out.
-        let Ok(target) = std::fs::read_link(&link) else {
+        let Ok(target) = fd_dir.readlink(name) else {
             continue;
         };
         let target = target.to_string_lossy().into_owned();
-        fds.push(describe(pid, fd, Path::new(&link), target));
+        fds.push(describe(pid, fd, info_dir.as_ref(), target));
     }
     fds.sort_unstable_by_key(|f| f.fd);
-    join_sockets(pid, &mut fds);
-    add_waiters(pid, &mut fds);
-    Ok(fds)
+    fds
 }
 
-/// Kind, path and fdinfo of one descriptor, from its link text.
-fn describe(pid: i32, fd: i32, link: &Path, target: String) -> Fd {
+/// Kind, path and fdinfo of one descriptor, from its link text. Sockets
+/// skip fdinfo: their position is meaningless, and with thousands of them
+/// it would double the cost of the listing.
+fn describe(pid: i32, fd: i32, info_dir: Option<&ProcDir>, target: String) -> Fd {
     let (kind, inode, anon) = classify(&target);
     let mut f = Fd::new(fd, kind, target);
     f.inode = inode;
     f.anon = anon;
-    if let Some(info) = read_fdinfo(pid, fd) {
+    if f.kind != Kind::Socket
+        && let Some(info) = info_dir.and_then(|d| read_fdinfo(d, fd))
+    {
         f.pos = info.pos;
         f.flags = info.flags;
         f.inode = f.inode.or(info.ino);
     }
     if f.kind == Kind::Unknown {
         // A path (or something new): ask the file itself.
-        match std::fs::metadata(link) {
+        match std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
             Ok(meta) => {
                 let t = meta.file_type();
                 f.kind = if t.is_dir() {
@@ -287,8 +317,9 @@ struct FdInfo {
     ino: Option<u64>,
 }
 
-fn read_fdinfo(pid: i32, fd: i32) -> Option<FdInfo> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+fn read_fdinfo(dir: &ProcDir, fd: i32) -> Option<FdInfo> {
+    let mut text = String::new();
+    dir.read_to_string(&fd.to_string(), &mut text).ok()?;
     Some(parse_fdinfo(&text))
 }
 
@@ -336,7 +367,8 @@ enum Format {
     Packet,
 }
 
-/// The tables under `/proc/PID/net`, most common first.
+/// The tables under `/proc/PID/net`, most common first. The first
+/// [`EARLY_TABLES`] are read while the descriptors are being walked.
 const TABLES: &[(&str, &str, Format)] = &[
     ("tcp", "tcp", INET_TCP),
     ("tcp6", "tcp6", INET_TCP),
@@ -352,6 +384,7 @@ const TABLES: &[(&str, &str, Format)] = &[
     ("udplite", "udplite", INET_UDP),
     ("udplite6", "udplite6", INET_UDP),
 ];
+const EARLY_TABLES: usize = 2;
 const INET_TCP: Format = Format::Inet {
     tcp: true,
     sock_type: "stream",
@@ -365,9 +398,42 @@ const INET_RAW: Format = Format::Inet {
     sock_type: "raw",
 };
 
+/// Read a whole table, or `None` if it does not exist (protocol not built
+/// in) or `abandon` was set meanwhile. Big reads: the kernel formats
+/// one page per `read()` whatever the size, but fewer calls still help.
+fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(format!("/proc/{pid}/net/{file}")).ok()?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0;
+    loop {
+        if abandon.load(Ordering::Relaxed) {
+            return None;
+        }
+        if buf.len() - len < 1 << 15 {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Some(buf);
+            }
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Read and index table number `i` of [`TABLES`].
+fn load_table(pid: i32, i: usize, abandon: &AtomicBool) -> Option<Table> {
+    let (file, _, format) = TABLES[i];
+    read_table(pid, file, abandon).map(|text| Table::index(format, text))
+}
+
 /// Fill in every socket's details: one pass per table, stopping once all
-/// socket inodes are found.
-fn join_sockets(pid: i32, fds: &mut [Fd]) {
+/// socket inodes are found. `early` holds the first tables if they were
+/// read already.
+fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
     // inode → indexes into fds (dup'ed descriptors share one socket).
     let mut wanted: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, f) in fds.iter().enumerate() {
@@ -375,24 +441,25 @@ fn join_sockets(pid: i32, fds: &mut [Fd]) {
             wanted.entry(ino).or_default().push(i);
         }
     }
-    for (file, proto, format) in TABLES {
+    let mut early = early.into_iter();
+    let never = AtomicBool::new(false);
+    for (t, (_, proto, format)) in TABLES.iter().enumerate() {
+        let pre_read = early.next().flatten();
         if wanted.is_empty() {
             break;
         }
-        let Ok(text) = std::fs::read(format!("/proc/{pid}/net/{file}")) else {
+        let Some(table) = pre_read.or_else(|| load_table(pid, t, &never)) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&text);
-        for line in text.lines().skip(1) {
-            let Some((inode, row)) = parse_row(*format, proto, line, &wanted) else {
-                continue;
-            };
-            if let Some(indexes) = wanted.remove(&inode) {
-                for i in indexes {
+        wanted.retain(|inode, indexes| match table.row(*format, proto, *inode) {
+            Some(row) => {
+                for &i in indexes.iter() {
                     fds[i].set_socket(&row);
                 }
+                false
             }
-        }
+            None => true,
+        });
     }
     // Sockets in no table (a protocol without one, or gone meanwhile):
     // the kernel still knows each one's protocol name.
@@ -412,34 +479,78 @@ fn proto_from_xattr(name: &str) -> String {
     name.to_ascii_lowercase().replace("v6", "6")
 }
 
-/// Parse one table row, but only fully when its inode is wanted. `None`
-/// when the row is not wanted or its inode does not parse (then it cannot
-/// be joined anyway).
-fn parse_row(
-    format: Format,
-    proto: &'static str,
-    line: &str,
-    wanted: &HashMap<u64, Vec<usize>>,
-) -> Option<(u64, SockRow)> {
-    let inode_col = match format {
-        Format::Inet { .. } => 9,
-        Format::Unix => 6,
-        Format::Netlink => 9,
-        Format::Packet => 8,
-    };
-    let mut words = line.split_ascii_whitespace();
-    let inode: u64 = words.clone().nth(inode_col)?.parse().ok()?;
-    if !wanted.contains_key(&inode) {
+impl Format {
+    /// Which whitespace-separated column holds the socket inode.
+    fn inode_column(self) -> usize {
+        match self {
+            Format::Inet { .. } => 9,
+            Format::Unix => 6,
+            Format::Netlink => 9,
+            Format::Packet => 8,
+        }
+    }
+}
+
+/// A socket table read whole, with each row's position by inode.
+struct Table {
+    text: String,
+    rows: HashMap<u64, std::ops::Range<usize>>,
+}
+
+impl Table {
+    /// Index every row whose inode parses; the header and odd rows are
+    /// passed over (an odd row cannot be joined anyway).
+    fn index(format: Format, text: Vec<u8>) -> Table {
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let col = format.inode_column();
+        let mut rows = HashMap::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let end = start + line.len();
+            if let Some(inode) = nth_field(line.as_bytes(), col).and_then(parse_u64) {
+                rows.insert(inode, start..end);
+            }
+            start = end;
+        }
+        Table { text, rows }
+    }
+
+    fn row(&self, format: Format, proto: &'static str, inode: u64) -> Option<SockRow> {
+        let line = self.text.get(self.rows.get(&inode)?.clone())?;
+        Some(parse_row(format, proto, line.trim_end_matches('\n')))
+    }
+}
+
+/// The `n`th whitespace-separated field of `line`, without allocating.
+fn nth_field(line: &[u8], n: usize) -> Option<&[u8]> {
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    fields.nth(n)
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    let w: Vec<&str> = words.by_ref().take(inode_col + 1).collect();
-    let row = match format {
+    digits.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Parse one table row into the Fd fields; what does not parse reads `?`.
+fn parse_row(format: Format, proto: &'static str, line: &str) -> SockRow {
+    let w: Vec<&str> = line
+        .split_ascii_whitespace()
+        .take(format.inode_column() + 1)
+        .collect();
+    match format {
         Format::Inet { tcp, sock_type } => inet_row(proto, tcp, sock_type, &w),
         Format::Unix => unix_row(&w, unix_path(line, w.len())),
         Format::Netlink => netlink_row(&w),
         Format::Packet => packet_row(&w),
-    };
-    Some((inode, row))
+    }
 }
 
 const UNKNOWN: &str = "?";
@@ -781,14 +892,21 @@ pub fn shutdown_injected(target: &mut Target, fd: &Fd, how: i32) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn want(inode: u64) -> HashMap<u64, Vec<usize>> {
-        HashMap::from([(inode, vec![0])])
+    /// Index `line` as the only row of a table and look `inode` up.
+    fn parse_row(
+        format: Format,
+        proto: &'static str,
+        line: &str,
+        inode: u64,
+    ) -> Option<(u64, SockRow)> {
+        let table = Table::index(format, format!("header\n{line}\n").into_bytes());
+        table.row(format, proto, inode).map(|row| (inode, row))
     }
 
     #[test]
     fn tcp_listen_row() {
         let line = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000080 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0";
-        let (ino, row) = parse_row(INET_TCP, "tcp", line, &want(4242)).unwrap();
+        let (ino, row) = parse_row(INET_TCP, "tcp", line, 4242).unwrap();
         assert_eq!(ino, 4242);
         assert_eq!(row.state, "LISTEN");
         assert_eq!(row.local, "127.0.0.1:8080");
@@ -801,19 +919,19 @@ mod tests {
     #[test]
     fn unwanted_rows_are_skipped() {
         let line = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1";
-        assert!(parse_row(INET_TCP, "tcp", line, &want(1)).is_none());
+        assert!(parse_row(INET_TCP, "tcp", line, 1).is_none());
     }
 
     #[test]
     fn tcp6_mapped_and_plain() {
         let line = "   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:C350 08 00000000:00000005 00:00000000 00000000  0 0 77 1";
-        let (_, row) = parse_row(INET_TCP, "tcp6", line, &want(77)).unwrap();
+        let (_, row) = parse_row(INET_TCP, "tcp6", line, 77).unwrap();
         assert_eq!(row.local, "127.0.0.1:8080");
         assert_eq!(row.remote.as_deref(), Some("127.0.0.1:50000"));
         assert_eq!(row.state, "CLOSE_WAIT");
         assert_eq!(row.rx_queue, Some(5));
         let line = "   2: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 78 1";
-        let (_, row) = parse_row(INET_TCP, "tcp6", line, &want(78)).unwrap();
+        let (_, row) = parse_row(INET_TCP, "tcp6", line, 78).unwrap();
         assert_eq!(row.local, "[::1]:22");
         assert_eq!(row.remote.as_deref(), Some("[::]:0"));
     }
@@ -821,7 +939,7 @@ mod tests {
     #[test]
     fn udp_unconnected() {
         let line = "  123: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0000000000000000 0";
-        let (_, row) = parse_row(INET_UDP, "udp", line, &want(99)).unwrap();
+        let (_, row) = parse_row(INET_UDP, "udp", line, 99).unwrap();
         assert_eq!(row.state, "UNCONN");
         assert_eq!(row.local_port, Some(53));
         assert_eq!(row.sock_type, Some("dgram"));
@@ -830,7 +948,7 @@ mod tests {
     #[test]
     fn odd_fields_read_unknown() {
         let line = "   0: zz:1F90 00000000:0000 QQ 00000000 00:00000000 00000000  1000 0 5 1";
-        let (_, row) = parse_row(INET_TCP, "tcp", line, &want(5)).unwrap();
+        let (_, row) = parse_row(INET_TCP, "tcp", line, 5).unwrap();
         assert_eq!(row.local, "?");
         assert_eq!(row.state, "?");
         assert_eq!(row.rx_queue, None);
@@ -840,16 +958,16 @@ mod tests {
     #[test]
     fn unix_rows() {
         let line = "0000000000000000: 00000002 00000000 00010000 0001 01 31 /run/my sock";
-        let (_, row) = parse_row(Format::Unix, "unix", line, &want(31)).unwrap();
+        let (_, row) = parse_row(Format::Unix, "unix", line, 31).unwrap();
         assert_eq!(row.state, "LISTEN");
         assert_eq!(row.local, "/run/my sock");
         assert_eq!(row.sock_type, Some("stream"));
         let line = "0000000000000000: 00000003 00000000 00000000 0001 03 32";
-        let (_, row) = parse_row(Format::Unix, "unix", line, &want(32)).unwrap();
+        let (_, row) = parse_row(Format::Unix, "unix", line, 32).unwrap();
         assert_eq!(row.state, "ESTABLISHED");
         assert_eq!(row.local, "");
         let line = "0000000000000000: 00000002 00000000 00000000 0002 01 33 @abstract";
-        let (_, row) = parse_row(Format::Unix, "unix", line, &want(33)).unwrap();
+        let (_, row) = parse_row(Format::Unix, "unix", line, 33).unwrap();
         assert_eq!(row.state, "UNCONN");
         assert_eq!(row.local, "@abstract");
         assert_eq!(row.sock_type, Some("dgram"));
@@ -858,10 +976,10 @@ mod tests {
     #[test]
     fn netlink_and_packet_rows() {
         let line = "0000000000000000 0   1234       00000000 0        0        0     2        0        555";
-        let (_, row) = parse_row(Format::Netlink, "netlink", line, &want(555)).unwrap();
+        let (_, row) = parse_row(Format::Netlink, "netlink", line, 555).unwrap();
         assert_eq!(row.local, "route:1234");
         let line = "0000000000000000 3      3    0003   2     1 0      0      556";
-        let (_, row) = parse_row(Format::Packet, "packet", line, &want(556)).unwrap();
+        let (_, row) = parse_row(Format::Packet, "packet", line, 556).unwrap();
         assert_eq!(row.local, "[0x0003]:2");
         assert_eq!(row.sock_type, Some("raw"));
     }
