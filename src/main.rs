@@ -1,3 +1,143 @@
-fn main() {
-    println!("Hello, world!");
+//! `reach`: parse flags, pick -e / script / stdin / REPL, map errors to
+//! exit statuses (0 ok, 1 script or target error, 2 usage error).
+
+use clap::Parser;
+use reach::process::{Settings, procinfo};
+use reach::script::engine::{self, ScriptError};
+use reach::script::{Session, output};
+use reach::sys::interrupt;
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Reach into a running Linux process and fix it: call its functions, make
+/// system calls in it, read its memory — from -e, a Rhai script, or stdin.
+#[derive(Parser)]
+#[command(name = "reach", version, about)]
+struct Cli {
+    /// Target process: a pid, or a name that matches exactly one process.
+    #[arg(short, long, value_name = "PID|NAME")]
+    pid: Option<String>,
+    /// Evaluate EXPR (repeatable, in order); print the last value unless ().
+    #[arg(short, long = "eval", value_name = "EXPR")]
+    eval: Vec<String>,
+    /// Print results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Limit for one injected call, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Resolve and check everything, change nothing, print what would be done.
+    #[arg(long)]
+    dry_run: bool,
+    /// A Rhai script file to run.
+    script: Option<String>,
+    /// Arguments for the script, as the array ARGS.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    interrupt::install();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ScriptError::Syntax(msg)) => {
+            report(&msg);
+            ExitCode::from(2)
+        }
+        Err(ScriptError::Runtime(msg)) => {
+            report(&msg);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `reach: error: …` on the first line; a hint, if any, on the next.
+fn report(msg: &str) {
+    let mut lines = msg.lines();
+    if let Some(first) = lines.next() {
+        eprintln!("reach: error: {first}");
+    }
+    for line in lines {
+        eprintln!("{line}");
+    }
+}
+
+fn usage(msg: String) -> ScriptError {
+    ScriptError::Syntax(msg)
+}
+
+fn run(cli: Cli) -> Result<(), ScriptError> {
+    if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
+        return Err(usage(format!(
+            "--timeout must be a positive number of seconds, not {}",
+            cli.timeout
+        )));
+    }
+    let settings = Settings {
+        timeout: Duration::from_secs_f64(cli.timeout),
+        ..Settings::default()
+    };
+    let shared = Session::new(settings, cli.dry_run);
+    if let Some(spec) = &cli.pid {
+        let pid = match spec.parse::<i32>() {
+            Ok(pid) => pid,
+            Err(_) => {
+                procinfo::find_by_name(spec).map_err(|e| ScriptError::Runtime(e.to_string()))?
+            }
+        };
+        engine::set_target(&shared, pid)?;
+    }
+
+    let (source, origin, args) = if !cli.eval.is_empty() {
+        if cli.script.is_some() {
+            return Err(usage("give either -e or a script, not both".into()));
+        }
+        (cli.eval.join(";\n"), None, Vec::new())
+    } else if let Some(path) = &cli.script {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read script {path}: {e}")))?;
+        (text, Some(path.clone()), cli.args.clone())
+    } else {
+        if std::io::stdin().is_terminal() {
+            return Err(usage("no -e and no script given: try `reach -p PID -e 'call(\"getpid\", [])'` or `reach --help`".into()));
+        }
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| usage(format!("cannot read the script from stdin: {e}")))?;
+        (text, Some("<stdin>".to_string()), cli.args.clone())
+    };
+    // errno is read after each call only if the script can ask for it: it
+    // costs one more injected call per thread.
+    shared.borrow_mut().settings.capture_errno = source.contains("errno");
+    if let Some(t) = &shared.borrow().current {
+        t.0.borrow_mut().settings = shared.borrow().settings.clone();
+    }
+
+    let engine = engine::new_engine(&shared);
+    let mut scope = engine::new_scope(&shared, &args);
+    let value = engine::run(&engine, &mut scope, &source, origin.as_deref());
+    // Release whatever is still frozen before printing anything.
+    drop(scope);
+    let released = shared
+        .borrow_mut()
+        .current
+        .take()
+        .map(|t| t.0.borrow_mut().thaw());
+    let value = value?;
+    if let Some(Err(e)) = released {
+        return Err(ScriptError::Runtime(e.to_string()));
+    }
+    if let Some(text) = output::render(&value, cli.json) {
+        println!("{text}");
+    }
+    Ok(())
 }

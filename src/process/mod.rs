@@ -34,7 +34,9 @@ pub enum Error {
     Zombie(i32),
     #[error("pid {0} is a kernel thread: it has no user space to call into")]
     KernelThread(i32),
-    #[error("pid {pid} is already traced by pid {tracer} ({tracer_name}); detach that debugger first")]
+    #[error(
+        "pid {pid} is already traced by pid {tracer} ({tracer_name}); detach that debugger first"
+    )]
     AlreadyTraced {
         pid: i32,
         tracer: i32,
@@ -54,14 +56,14 @@ pub enum Error {
         tid: i32,
         errno: Errno,
     },
-    #[error("cannot read {len} bytes at {addr:#x} in pid {pid}: {errno}")]
+    #[error("cannot read {len} bytes at {addr:#x} in pid {pid}: {}", memory_reason(*.errno))]
     Read {
         pid: i32,
         addr: u64,
         len: usize,
         errno: Errno,
     },
-    #[error("cannot write {len} bytes at {addr:#x} in pid {pid}: {errno}")]
+    #[error("cannot write {len} bytes at {addr:#x} in pid {pid}: {}", memory_reason(*.errno))]
     Write {
         pid: i32,
         addr: u64,
@@ -87,6 +89,14 @@ impl Error {
             Error::Call(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+fn memory_reason(errno: Errno) -> String {
+    match errno {
+        Errno::EIO | Errno::EFAULT => "the address is not mapped (or not accessible)".into(),
+        Errno::ESRCH => "the process is gone".into(),
+        e => e.to_string(),
     }
 }
 

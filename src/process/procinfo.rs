@@ -71,8 +71,8 @@ pub fn comm(pid: i32) -> Option<String> {
 
 /// Thread ids of `pid` in directory order.
 pub fn tasks(pid: i32) -> Result<Vec<i32>> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map_err(|_| Error::TargetExited(pid))?;
+    let dir =
+        std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Error::TargetExited(pid))?;
     Ok(dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect())
@@ -167,7 +167,9 @@ pub fn find_by_name(name: &str) -> Result<i32> {
         .map(|p| p.pid)
         .collect();
     match matches.as_slice() {
-        [] => Err(Error::NoSuchProcess(format!("no process is named {name:?}"))),
+        [] => Err(Error::NoSuchProcess(format!(
+            "no process is named {name:?}"
+        ))),
         [pid] => Ok(*pid),
         many => Err(Error::AmbiguousName(
             many.len(),

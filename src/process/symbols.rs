@@ -37,7 +37,9 @@ pub enum SymbolError {
         pid: i32,
         searched: usize,
     },
-    #[error("pid {pid} has no symbol table (a static, stripped binary): {name:?} cannot be resolved")]
+    #[error(
+        "pid {pid} has no symbol table (a static, stripped binary): {name:?} cannot be resolved"
+    )]
     NoSymbolTable { name: String, pid: i32 },
     #[error("cannot read the maps of pid {pid}: {msg}")]
     Maps { pid: i32, msg: String },
@@ -196,7 +198,9 @@ impl Object {
                 continue;
             };
             let versym = elf.versym.as_ref().and_then(|v| v.get_at(i));
-            let version = versym.as_ref().and_then(|v| versions.get(&v.version()).cloned());
+            let version = versym
+                .as_ref()
+                .and_then(|v| versions.get(&v.version()).cloned());
             let default = versym.as_ref().is_none_or(|v| !v.is_hidden());
             object.add(name, &s, version, default);
         }
@@ -215,7 +219,10 @@ impl Object {
             sym::STT_OBJECT => Kind::Data,
             _ => return,
         };
-        if s.st_shndx == 0 || s.st_shndx == goblin::elf::section_header::SHN_ABS as usize || s.st_value == 0 || name.is_empty()
+        if s.st_shndx == 0
+            || s.st_shndx == goblin::elf::section_header::SHN_ABS as usize
+            || s.st_value == 0
+            || name.is_empty()
         {
             return;
         }
@@ -262,12 +269,11 @@ impl Object {
 
 /// The file-backed objects mapped in `pid`, main executable first.
 fn modules(pid: i32) -> Result<Vec<Module>, SymbolError> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| {
-        SymbolError::Maps {
+    let maps =
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| SymbolError::Maps {
             pid,
             msg: e.to_string(),
-        }
-    })?;
+        })?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
@@ -323,12 +329,11 @@ fn parse_maps_line(line: &str) -> Option<(u64, u64, u64, &str, u64, &str)> {
 
 /// Executable mappings of `pid`: (start, end, path), `[vdso]` first.
 pub fn executable_mappings(pid: i32) -> Result<Vec<(u64, u64, String)>, SymbolError> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| {
-        SymbolError::Maps {
+    let maps =
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| SymbolError::Maps {
             pid,
             msg: e.to_string(),
-        }
-    })?;
+        })?;
     let mut exec: Vec<(u64, u64, String)> = maps
         .lines()
         .filter(|l| l.split(' ').nth(1).is_some_and(|p| p.contains('x')))
@@ -351,7 +356,10 @@ mod tests {
         let line = "7f0c1a200000-7f0c1a228000 r--p 00001000 fd:01 1234   /usr/lib/x86_64-linux-gnu/libc.so.6";
         let (start, end, off, dev, inode, path) = parse_maps_line(line).unwrap();
         assert_eq!((start, end, off), (0x7f0c1a200000, 0x7f0c1a228000, 0x1000));
-        assert_eq!((dev, inode, path), ("fd:01", 1234, "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert_eq!(
+            (dev, inode, path),
+            ("fd:01", 1234, "/usr/lib/x86_64-linux-gnu/libc.so.6")
+        );
     }
 
     #[test]
@@ -359,7 +367,7 @@ mod tests {
         let mut symbols = Symbols::default();
         let me = std::process::id() as i32;
         let found = symbols.resolve(me, "getpid").unwrap();
-        assert_eq!(found.addr, libc::getpid as usize as u64);
+        assert_eq!(found.addr, libc::getpid as *const () as u64);
         let hint = symbols.resolve(me, "no_such_symbol_xyz").unwrap_err();
         assert!(hint.hint().is_none());
     }

@@ -178,7 +178,9 @@ impl Target {
         args: &[Arg],
         errno_fn: Option<Resolved>,
     ) -> Result<i64> {
-        let needs_scratch = args.iter().any(|a| matches!(a, Arg::Bytes(b) if b.len() > 32 * 1024));
+        let needs_scratch = args
+            .iter()
+            .any(|a| matches!(a, Arg::Bytes(b) if b.len() > 32 * 1024));
         let scratch = if needs_scratch {
             Some(self.syscall_insn()?)
         } else {
@@ -225,8 +227,8 @@ impl Target {
         let at = match self.errno_at.get(&tid) {
             Some(&at) => at,
             None => {
-                let at =
-                    call::call_function(win, "__errno_location", errno_fn, &[], limits, None).ok()?;
+                let at = call::call_function(win, "__errno_location", errno_fn, &[], limits, None)
+                    .ok()?;
                 self.errno_at.insert(tid, at);
                 at
             }

@@ -1,1 +1,47 @@
-pub fn placeholder() {}
+//! The Rhai face of reach: builtins, the Target type, and how values and
+//! errors look to the operator.
+//!
+//! Owns: the engine setup (`engine.rs`), the one table of builtins that
+//! drives registration, `help()` and completion (`builtins.rs`), argument
+//! conversion (`args.rs`) and rendering of results (`output.rs`).
+//! Must never touch ptrace or `/proc` directly: everything goes through
+//! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
+
+pub mod args;
+pub mod builtins;
+pub mod engine;
+pub mod output;
+
+use crate::process::{Settings, Target};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A target as a Rhai value: cheap to clone, all clones the same process.
+#[derive(Clone)]
+pub struct TargetHandle(pub Rc<RefCell<Target>>);
+
+impl TargetHandle {
+    pub fn pid(&self) -> i32 {
+        self.0.borrow().pid()
+    }
+}
+
+/// What every builtin shares: the current target and how to operate.
+pub struct Session {
+    pub current: Option<TargetHandle>,
+    pub settings: Settings,
+    /// Resolve and check everything, change nothing, say what would be done.
+    pub dry_run: bool,
+}
+
+pub type Shared = Rc<RefCell<Session>>;
+
+impl Session {
+    pub fn new(settings: Settings, dry_run: bool) -> Shared {
+        Rc::new(RefCell::new(Session {
+            current: None,
+            settings,
+            dry_run,
+        }))
+    }
+}

@@ -26,10 +26,11 @@ pub fn read(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
 
 fn read_proc_mem(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let file = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(io_errno)?;
-    file.read_exact_at(buf, addr).map_err(|e| match e.raw_os_error() {
-        Some(code) => Errno::from_raw(code),
-        None => Errno::EFAULT,
-    })
+    file.read_exact_at(buf, addr)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) => Errno::from_raw(code),
+            None => Errno::EFAULT,
+        })
 }
 
 /// Write all of `data` at `addr` in process `pid`.

@@ -1,0 +1,115 @@
+//! How results look: plain text for people, JSON with `--json`.
+
+use super::TargetHandle;
+use super::builtins::target_label;
+use rhai::{Array, Blob, Dynamic, Map};
+use serde_json::{Value, json};
+
+/// Text for the value of the last expression; `None` for `()`.
+pub fn render(value: &Dynamic, as_json: bool) -> Option<String> {
+    if value.is_unit() {
+        return None;
+    }
+    if as_json {
+        return Some(serde_json::to_string_pretty(&to_json(value)).unwrap_or_default());
+    }
+    Some(to_text(value))
+}
+
+/// Plain text: ints in decimal, strings as they are, containers readable.
+pub fn to_text(value: &Dynamic) -> String {
+    if value.is_string() {
+        return value.clone().into_string().unwrap_or_default();
+    }
+    if let Some(t) = value.clone().try_cast::<TargetHandle>() {
+        return target_label(&t);
+    }
+    if let Some(blob) = value.clone().try_cast::<Blob>() {
+        return hex_dump(&blob);
+    }
+    if value.is_array() || value.is_map() {
+        return serde_json::to_string_pretty(&to_json(value)).unwrap_or_default();
+    }
+    value.to_string()
+}
+
+/// JSON for any value reach produces.
+pub fn to_json(value: &Dynamic) -> Value {
+    if value.is_unit() {
+        return Value::Null;
+    }
+    if let Some(i) = value.clone().try_cast::<i64>() {
+        return json!(i);
+    }
+    if let Some(b) = value.clone().try_cast::<bool>() {
+        return json!(b);
+    }
+    if let Some(f) = value.clone().try_cast::<f64>() {
+        return json!(f);
+    }
+    if value.is_string() {
+        return json!(value.clone().into_string().unwrap_or_default());
+    }
+    if let Some(t) = value.clone().try_cast::<TargetHandle>() {
+        let t = t.0.borrow();
+        return json!({"pid": t.pid(), "name": t.name()});
+    }
+    if let Some(blob) = value.clone().try_cast::<Blob>() {
+        return json!(blob);
+    }
+    if let Some(array) = value.clone().try_cast::<Array>() {
+        return Value::Array(array.iter().map(to_json).collect());
+    }
+    if let Some(map) = value.clone().try_cast::<Map>() {
+        return Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect(),
+        );
+    }
+    json!(value.to_string())
+}
+
+/// `xxd`-style lines: offset, 16 bytes in hex, printable ASCII.
+fn hex_dump(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "(empty blob)".into();
+    }
+    bytes
+        .chunks(16)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            let text: String = chunk
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            format!("{:08x}: {:<47}  {text}", i * 16, hex.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_print_in_decimal_and_unit_prints_nothing() {
+        assert_eq!(render(&Dynamic::from(-5_i64), false).as_deref(), Some("-5"));
+        assert_eq!(render(&Dynamic::UNIT, false), None);
+        assert_eq!(render(&Dynamic::from("x"), true).as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn blobs_print_as_hex_dump() {
+        let text = to_text(&Dynamic::from_blob(b"hi\0".to_vec()));
+        assert_eq!(text, format!("00000000: {:<47}  hi.", "68 69 00"));
+    }
+}
