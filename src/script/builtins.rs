@@ -21,7 +21,7 @@ pub struct Builtin {
     register: fn(&mut Engine, &Shared),
 }
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -100,6 +100,34 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "release a frozen target exactly as it was",
         example: "thaw();",
         register: reg_thaw,
+    },
+    Builtin {
+        name: "fds",
+        signature: "fds() -> array of Fd  |  t.fds()",
+        summary: "the target's open descriptors with socket details and waiting threads (never stops it)",
+        example: "fds().filter(|f| f.state == \"CLOSE_WAIT\")",
+        register: super::fds::reg_fds,
+    },
+    Builtin {
+        name: "shutdown",
+        signature: "f.shutdown(how) -> int",
+        summary: "shut socket f down from outside the target (pidfd_getfd; an injected call where unavailable)",
+        example: "fds().filter(|f| f.remote == \"10.0.0.7:443\")[0].shutdown(SHUT_RDWR)",
+        register: super::fds::reg_shutdown,
+    },
+    Builtin {
+        name: "threads",
+        signature: "threads() -> array of Thread  |  t.threads()",
+        summary: "each thread: tid, name, state, the system call it is blocked in and on which fd",
+        example: "threads().filter(|t| t.syscall == \"recvfrom\")",
+        register: super::fds::reg_threads,
+    },
+    Builtin {
+        name: "signals",
+        signature: "signals() -> map of Signal  |  t.signals()",
+        summary: "each signal's disposition: ignored, caught, blocked, pending (from /proc, no stop)",
+        example: "signals().SIGPIPE.ignored",
+        register: super::fds::reg_signals,
     },
     Builtin {
         name: "pgrep",
@@ -226,7 +254,7 @@ fn usage(msg: String) -> Box<EvalAltResult> {
 }
 
 /// The current target, or an error saying how to get one.
-fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
+pub(super) fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
     shared
         .borrow()
         .current

@@ -21,6 +21,9 @@ pub fn to_text(value: &Dynamic) -> String {
     if value.is_string() {
         return value.clone().into_string().unwrap_or_default();
     }
+    if let Some(table) = super::fds::to_text(value) {
+        return table;
+    }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         return target_label(&t);
     }
@@ -49,6 +52,9 @@ pub fn to_json(value: &Dynamic) -> Value {
     }
     if value.is_string() {
         return json!(value.clone().into_string().unwrap_or_default());
+    }
+    if let Some(v) = super::fds::to_json(value) {
+        return v;
     }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         let t = t.0.borrow();
