@@ -87,7 +87,8 @@ pub struct Fd {
     pub remote_port: Option<u16>,
     /// Bytes queued to read (for LISTEN: connections waiting for accept).
     pub rx_queue: Option<u64>,
-    /// Bytes queued to send (for LISTEN: the backlog limit).
+    /// Bytes queued to send (0 for LISTEN: `/proc/net/tcp` does not show
+    /// the backlog limit that `ss` gets from sock_diag).
     pub tx_queue: Option<u64>,
     /// Threads blocked in a system call on this descriptor.
     pub waiters: Vec<i32>,
