@@ -323,7 +323,7 @@ fn do_call(t: &mut Target, s: &Session, name: &str, args: &Array) -> RhaiResult<
     let converted = to_args("call", args).map_err(usage)?;
     if s.dry_run {
         let addr = t.sym(name).map_err(fail)?;
-        println!(
+        crate::say!(
             "dry-run: would call {name}({}) at {addr:#x} in pid {}",
             describe(args),
             t.pid()
@@ -396,7 +396,7 @@ fn syscall_number(name: &str) -> RhaiResult<u64> {
 fn do_syscall(t: &mut Target, s: &Session, what: &str, nr: u64, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("syscall", args).map_err(usage)?;
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would make system call {what}({}) (nr {nr}) in pid {}",
             describe(args),
             t.pid()
@@ -460,7 +460,7 @@ fn reg_read_cstr(engine: &mut Engine, shared: &Shared) {
 
 fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would write {} bytes at {addr:#x} in pid {}",
             data.len(),
             t.pid()
@@ -484,7 +484,7 @@ fn reg_write(engine: &mut Engine, shared: &Shared) {
 fn reg_freeze(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "freeze", |t, s| {
         if s.dry_run {
-            println!("dry-run: would stop every thread of pid {}", t.pid());
+            crate::say!("dry-run: would stop every thread of pid {}", t.pid());
             return Ok(());
         }
         t.freeze().map_err(fail)
@@ -506,12 +506,12 @@ fn reg_pgrep(engine: &mut Engine, _shared: &Shared) {
 
 fn reg_help(engine: &mut Engine, _shared: &Shared) {
     engine.register_fn("help", || {
-        println!("{}", help_text(None));
+        crate::say!("{}", help_text(None));
     });
     engine.register_fn("help", |name: &str| -> RhaiResult<()> {
         match BUILTINS.iter().find(|b| b.name == name) {
             Some(_) => {
-                println!("{}", help_text(Some(name)));
+                crate::say!("{}", help_text(Some(name)));
                 Ok(())
             }
             None => Err(usage(format!(

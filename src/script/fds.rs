@@ -114,7 +114,7 @@ pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
         move |f: &mut FdValue, how: i64| -> RhaiResult<i64> {
             let pid = f.target.pid();
             if sh.borrow().dry_run {
-                println!(
+                crate::say!(
                     "dry-run: would shut down fd {} ({}) of pid {pid} with {}",
                     f.fd.fd,
                     fd_label(&f.fd),

@@ -5,6 +5,21 @@ use super::builtins::target_label;
 use rhai::{Array, Blob, Dynamic, Map};
 use serde_json::{Value, json};
 
+/// Print a line on stdout. A closed stdout (`reach … | head`) is no error
+/// worth a panic: the rest of the output is dropped.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// `println!` that survives a closed stdout: see [`say`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::script::output::say(&format!($($arg)*))
+    };
+}
+
 /// Text for the value of the last expression; `None` for `()`.
 pub fn render(value: &Dynamic, as_json: bool) -> Option<String> {
     if value.is_unit() {
