@@ -137,7 +137,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         return Err(ScriptError::Runtime(e.to_string()));
     }
     if let Some(text) = output::render(&value, cli.json) {
-        println!("{text}");
+        reach::say!("{text}");
     }
     Ok(())
 }

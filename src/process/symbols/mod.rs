@@ -56,9 +56,7 @@ pub enum SymbolError {
         /// Objects that could not be read as the target maps them.
         unreadable: Vec<String>,
     },
-    #[error(
-        "pid {pid} has no symbol table (a static, stripped binary): {name:?} cannot be resolved"
-    )]
+    #[error("symbol {name:?} not found: pid {pid} has no symbol table (a static, stripped binary)")]
     NoSymbolTable { name: String, pid: i32 },
     #[error("no object matching {object:?} is mapped in pid {pid}; mapped: {}", .mapped.join(", "))]
     NoSuchObject {
