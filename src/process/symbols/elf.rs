@@ -1,4 +1,5 @@
-//! One ELF object, read lazily from a read-only mapping of its file.
+//! One ELF object, read lazily from a read-only mapping of its file (or,
+//! when the file cannot be opened, from a copy of what a process mapped).
 //!
 //! Opening reads the ELF header, the program headers and the dynamic
 //! section: enough to find a name the way ld.so does, through the GNU hash
@@ -124,7 +125,7 @@ impl Object {
         }
         let phdrs =
             ProgramHeader::parse(&bytes, hdr.e_phoff as usize, hdr.e_phnum as usize, ctx()).ok()?;
-        let mut object = Object {
+        let object = Object {
             bytes,
             loads: phdrs
                 .iter()
@@ -136,20 +137,18 @@ impl Object {
                 .find(|ph| ph.p_type == PT_DYNAMIC)
                 .map(|ph| ph.p_vaddr),
             dynamic: None,
-            dynamic_at: None,
-            notes: Vec::new(),
+            dynamic_at: phdrs
+                .iter()
+                .find(|ph| ph.p_type == PT_DYNAMIC)
+                .map(|ph| (ph.p_offset as usize, ph.p_filesz as usize)),
+            notes: phdrs
+                .iter()
+                .filter(|ph| ph.p_type == PT_NOTE)
+                .map(|ph| (ph.p_offset as usize, ph.p_filesz as usize))
+                .collect(),
             versions: OnceCell::new(),
             statics: OnceCell::new(),
         };
-        object.dynamic_at = phdrs
-            .iter()
-            .find(|ph| ph.p_type == PT_DYNAMIC)
-            .map(|ph| (ph.p_offset as usize, ph.p_filesz as usize));
-        object.notes = phdrs
-            .iter()
-            .filter(|ph| ph.p_type == PT_NOTE)
-            .map(|ph| (ph.p_offset as usize, ph.p_filesz as usize))
-            .collect();
         Some(object)
     }
 
