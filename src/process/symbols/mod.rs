@@ -704,6 +704,20 @@ mod tests {
     }
 
     #[test]
+    fn without_procmap_query_every_lookup_rereads_the_maps() {
+        let mut symbols = Symbols::default();
+        let me = std::process::id() as i32;
+        let first = symbols.resolve(me, "getpid").unwrap().addr;
+        // As on a kernel before 6.11.
+        symbols.view.as_mut().unwrap().query = None;
+        assert_eq!(symbols.resolve(me, "getpid").unwrap().addr, first);
+        assert_eq!(
+            symbols.resolve(me, "getppid").unwrap().addr,
+            libc::getppid as *const () as u64
+        );
+    }
+
+    #[test]
     fn resolves_a_libc_function_in_this_process() {
         let mut symbols = Symbols::default();
         let me = std::process::id() as i32;
