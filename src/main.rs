@@ -1,6 +1,8 @@
 //! `reach`: parse flags, pick -e / script / stdin / REPL, map errors to
 //! exit statuses (0 ok, 1 script or target error, 2 usage error).
 
+mod repl;
+
 use clap::Parser;
 use reach::process::{Settings, procinfo};
 use reach::script::engine::{self, ScriptError};
@@ -107,7 +109,12 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         (text, Some(path.clone()), cli.args.clone())
     } else {
         if std::io::stdin().is_terminal() {
-            return Err(usage("no -e and no script given: try `reach -p PID -e 'call(\"getpid\", [])'` or `reach --help`".into()));
+            // Lines typed later may ask for errno(): capture it after each call.
+            shared.borrow_mut().settings.capture_errno = true;
+            if let Some(t) = &shared.borrow().current {
+                t.0.borrow_mut().settings.capture_errno = true;
+            }
+            return repl::run(&shared, cli.json);
         }
         let mut text = String::new();
         std::io::stdin()

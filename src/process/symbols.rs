@@ -146,6 +146,30 @@ impl Symbols {
         })
     }
 
+    /// Names of the functions `pid` maps that start with `prefix`, sorted,
+    /// at most `limit` of them (for completion: objects are parsed once and
+    /// cached, so a second look costs a map scan).
+    pub fn function_names(&mut self, pid: i32, prefix: &str, limit: usize) -> Vec<String> {
+        let Ok(modules) = modules(pid) else {
+            return Vec::new();
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for module in &modules {
+            let Some(object) = self.object(pid, module) else {
+                continue;
+            };
+            names.extend(
+                object
+                    .symbols
+                    .iter()
+                    .filter(|(name, _)| name.starts_with(prefix))
+                    .filter(|(_, entries)| entries.iter().any(|e| e.global && e.kind != Kind::Data))
+                    .map(|(name, _)| name.clone()),
+            );
+        }
+        names.into_iter().take(limit).collect()
+    }
+
     fn object(&mut self, pid: i32, module: &Module) -> Option<Rc<Object>> {
         let key = (module.dev.clone(), module.inode);
         if let Some(object) = self.objects.get(&key) {
@@ -370,5 +394,14 @@ mod tests {
         assert_eq!(found.addr, libc::getpid as usize as u64);
         let hint = symbols.resolve(me, "no_such_symbol_xyz").unwrap_err();
         assert!(hint.hint().is_none());
+    }
+
+    #[test]
+    fn lists_function_names_by_prefix() {
+        let mut symbols = Symbols::default();
+        let me = std::process::id() as i32;
+        let names = symbols.function_names(me, "getpi", 50);
+        assert!(names.iter().any(|n| n == "getpid"), "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("getpi")));
     }
 }
