@@ -6,7 +6,7 @@ mod repl;
 use clap::Parser;
 use reach::process::{Settings, procinfo};
 use reach::script::engine::{self, ScriptError};
-use reach::script::{Session, output};
+use reach::script::{Session, output, playbooks};
 use reach::sys::interrupt;
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -32,7 +32,10 @@ struct Cli {
     /// Resolve and check everything, change nothing, print what would be done.
     #[arg(long)]
     dry_run: bool,
-    /// A Rhai script file to run.
+    /// List the built-in playbooks with their one-line summaries.
+    #[arg(long)]
+    list: bool,
+    /// A playbook: a path to a .rhai file, or the name of a built-in one.
     script: Option<String>,
     /// Arguments for the script, as the array ARGS.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -51,6 +54,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(ScriptError::Syntax(msg)) => {
+            report(&msg);
+            ExitCode::from(2)
+        }
+        // A script that throws "usage: …" was given wrong arguments.
+        Err(ScriptError::Runtime(msg)) if msg.starts_with("usage: ") => {
             report(&msg);
             ExitCode::from(2)
         }
@@ -76,7 +84,29 @@ fn usage(msg: String) -> ScriptError {
     ScriptError::Syntax(msg)
 }
 
+/// A playbook by path (anything with a `/` or ending in `.rhai`, or an
+/// existing file) or by built-in name: its text and how errors name it.
+fn load_script(script: &str) -> Result<(String, String), ScriptError> {
+    let looks_like_path = script.contains('/') || script.ends_with(".rhai");
+    if !looks_like_path && let Some(p) = playbooks::find(script) {
+        return Ok((p.source.to_string(), p.origin()));
+    }
+    match std::fs::read_to_string(script) {
+        Ok(text) => Ok((text, script.to_string())),
+        Err(e) if looks_like_path || e.kind() != std::io::ErrorKind::NotFound => {
+            Err(usage(format!("cannot read script {script}: {e}")))
+        }
+        Err(_) => Err(usage(format!(
+            "no playbook named {script:?} and no such file; `reach --list` shows the built-in ones"
+        ))),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), ScriptError> {
+    if cli.list {
+        println!("{}", playbooks::list_text());
+        return Ok(());
+    }
     if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
         return Err(usage(format!(
             "--timeout must be a positive number of seconds, not {}",
@@ -103,10 +133,9 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
             return Err(usage("give either -e or a script, not both".into()));
         }
         (cli.eval.join(";\n"), None, Vec::new())
-    } else if let Some(path) = &cli.script {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("cannot read script {path}: {e}")))?;
-        (text, Some(path.clone()), cli.args.clone())
+    } else if let Some(script) = &cli.script {
+        let (text, origin) = load_script(script)?;
+        (text, Some(origin), cli.args.clone())
     } else {
         if std::io::stdin().is_terminal() {
             // Lines typed later may ask for errno(): capture it after each call.

@@ -145,6 +145,13 @@ impl Target {
         Ok(self.symbols.resolve(self.id.pid, name)?.addr)
     }
 
+    /// The fields of `/proc/PID/status` (state, TracerPid, SigIgn, …), read
+    /// without stopping anything.
+    pub fn status(&self) -> Result<Vec<(String, String)>> {
+        self.check_alive()?;
+        procinfo::status_fields(self.id.pid)
+    }
+
     /// Function names in the target starting with `prefix` (for completion).
     pub fn function_names(&mut self, prefix: &str, limit: usize) -> Vec<String> {
         self.symbols.function_names(self.id.pid, prefix, limit)
