@@ -102,6 +102,20 @@ fn load_script(script: &str) -> Result<(String, String), ScriptError> {
     }
 }
 
+/// Select the `-p` target (a pid or a unique name), once the rest of the
+/// command line has been checked.
+fn attach(shared: &reach::script::Shared, spec: Option<&str>) -> Result<(), ScriptError> {
+    let Some(spec) = spec else {
+        return Ok(());
+    };
+    let pid = match spec.parse::<i32>() {
+        Ok(pid) => pid,
+        Err(_) => procinfo::find_by_name(spec).map_err(|e| ScriptError::Runtime(e.to_string()))?,
+    };
+    engine::set_target(shared, pid)?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), ScriptError> {
     if cli.list {
         println!("{}", playbooks::list_text());
@@ -118,15 +132,6 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         ..Settings::default()
     };
     let shared = Session::new(settings, cli.dry_run);
-    if let Some(spec) = &cli.pid {
-        let pid = match spec.parse::<i32>() {
-            Ok(pid) => pid,
-            Err(_) => {
-                procinfo::find_by_name(spec).map_err(|e| ScriptError::Runtime(e.to_string()))?
-            }
-        };
-        engine::set_target(&shared, pid)?;
-    }
 
     let (source, origin, args) = if !cli.eval.is_empty() {
         if cli.script.is_some() {
@@ -140,9 +145,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         if std::io::stdin().is_terminal() {
             // Lines typed later may ask for errno(): capture it after each call.
             shared.borrow_mut().settings.capture_errno = true;
-            if let Some(t) = &shared.borrow().current {
-                t.0.borrow_mut().settings.capture_errno = true;
-            }
+            attach(&shared, cli.pid.as_deref())?;
             return repl::run(&shared, cli.json);
         }
         let mut text = String::new();
@@ -154,9 +157,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
     // errno is read after each call only if the script can ask for it: it
     // costs one more injected call per thread.
     shared.borrow_mut().settings.capture_errno = source.contains("errno");
-    if let Some(t) = &shared.borrow().current {
-        t.0.borrow_mut().settings = shared.borrow().settings.clone();
-    }
+    attach(&shared, cli.pid.as_deref())?;
 
     let engine = engine::new_engine(&shared);
     let mut scope = engine::new_scope(&shared, &args);

@@ -224,3 +224,34 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Build `tests/fixtures/NAME.c` with `flags` (once per test binary) into
+/// the test scratch area; the path of the program.
+pub fn fixture(name: &str, flags: &[&str]) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let dir = scratch("fixtures");
+    let out = dir.join(name);
+    let result = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(manifest_dir().join(format!("tests/fixtures/{name}.c")))
+        .args(flags)
+        .output()
+        .expect("run cc");
+    assert!(
+        result.status.success(),
+        "building {name} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    built.insert(name.to_string(), out.clone());
+    out
+}
