@@ -391,7 +391,7 @@ mod tests {
         let mut symbols = Symbols::default();
         let me = std::process::id() as i32;
         let found = symbols.resolve(me, "getpid").unwrap();
-        assert_eq!(found.addr, libc::getpid as usize as u64);
+        assert_eq!(found.addr, libc::getpid as *const () as u64);
         let hint = symbols.resolve(me, "no_such_symbol_xyz").unwrap_err();
         assert!(hint.hint().is_none());
     }
