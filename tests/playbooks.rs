@@ -4,6 +4,7 @@
 mod live;
 
 use live::{DEADLINE, Proc, fixture, in_mask, reach, text};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
@@ -185,4 +186,55 @@ fn ignore_sigpipe_leaves_a_handler_alone_unless_forced() {
 
     let out = reach(&["-p", &pid, "ignore-sigpipe", "sideways"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// examples/leaky_server.py with `n` finished clients behind it (each left
+/// a connection in CLOSE_WAIT); its port.
+fn leaky_server_with_leaks(n: usize) -> (Proc, u16) {
+    let mut server = Proc::example("leaky_server.py", &["0"], "leaky server pid");
+    let port: u16 = server.ready[2].rsplit(':').next().unwrap().parse().unwrap();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"hello\n").unwrap();
+        let mut reply = [0u8; 3];
+        c.read_exact(&mut reply).unwrap();
+    }
+    let held = format!("client left; {n} connections held");
+    server
+        .line_matching(DEADLINE, |l| l == held)
+        .expect("the server did not see its clients leave");
+    (server, port)
+}
+
+/// Ask the leaky server to write to every connection it holds.
+fn announce(port: u16) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"announce hello all\n").unwrap();
+}
+
+#[test]
+fn the_leaky_server_example_dies_of_sigpipe_on_its_own() {
+    let (mut server, port) = leaky_server_with_leaks(2);
+    announce(port);
+    let status = server.wait_exit(DEADLINE).expect("server kept running");
+    assert_eq!(status.signal(), Some(SIGPIPE));
+}
+
+#[test]
+fn ignore_sigpipe_keeps_the_leaky_server_example_alive() {
+    let (mut server, port) = leaky_server_with_leaks(3);
+    let out = reach(&["-p", &server.pid.to_string(), "ignore-sigpipe"]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    announce(port);
+    // Its own error path drops the dead connections, and it goes on.
+    for _ in 0..3 {
+        server
+            .line_matching(DEADLINE, |l| l == "dropping a connection: Broken pipe")
+            .expect("the server did not drop a dead connection");
+    }
+    server
+        .line_matching(DEADLINE, |l| l.starts_with("announced to "))
+        .expect("the server died");
+    assert!(server.exited().is_none());
 }

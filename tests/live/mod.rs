@@ -50,7 +50,23 @@ pub struct Proc {
 
 impl Proc {
     /// Spawn `cmd` and wait for a line starting with "ready".
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_until(cmd, "ready")
+    }
+
+    /// One of the programs in `examples/`, run with python3; ready when it
+    /// prints a line starting with `ready`.
+    pub fn example(name: &str, args: &[&str], ready: &str) -> Proc {
+        let mut cmd = Command::new("python3");
+        cmd.arg("-u")
+            .arg(manifest_dir().join("examples").join(name))
+            .args(args);
+        Proc::spawn_until(cmd, ready)
+    }
+
+    /// Spawn `cmd` and wait for a line starting with `ready`; the words of
+    /// that line after it are kept in `self.ready`.
+    pub fn spawn_until(mut cmd: Command, ready: &str) -> Proc {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         // If the test binary dies without running Drop, take the target along.
         // SAFETY: prctl only touches the child.
@@ -80,9 +96,12 @@ impl Proc {
             pid,
         };
         let line = proc
-            .line_matching(DEADLINE, |l| l.starts_with("ready"))
-            .expect("the target never said ready");
-        proc.ready = line.split_whitespace().skip(1).map(String::from).collect();
+            .line_matching(DEADLINE, |l| l.starts_with(ready))
+            .unwrap_or_else(|| panic!("the target never said {ready:?}"));
+        proc.ready = line[ready.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         proc
     }
 
