@@ -18,7 +18,13 @@ macro_rules! playbook {
     };
 }
 
-pub const PLAYBOOKS: &[Playbook] = &[playbook!("ignore-sigpipe")];
+pub const PLAYBOOKS: &[Playbook] = &[
+    playbook!("unstick"),
+    playbook!("reap-close-wait"),
+    playbook!("ignore-sigpipe"),
+    playbook!("drop"),
+    playbook!("sockets"),
+];
 
 impl Playbook {
     /// The first header line, after `NAME:`.
