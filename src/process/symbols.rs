@@ -37,9 +37,7 @@ pub enum SymbolError {
         pid: i32,
         searched: usize,
     },
-    #[error(
-        "pid {pid} has no symbol table (a static, stripped binary): {name:?} cannot be resolved"
-    )]
+    #[error("symbol {name:?} not found: pid {pid} has no symbol table (a static, stripped binary)")]
     NoSymbolTable { name: String, pid: i32 },
     #[error("cannot read the maps of pid {pid}: {msg}")]
     Maps { pid: i32, msg: String },

@@ -83,10 +83,17 @@ impl Target {
     /// Still the process that was attached?
     fn check_alive(&self) -> Result<()> {
         let alive = self.pidfd.as_ref().is_none_or(pidfd::is_alive);
-        match procinfo::start_time(self.id.pid) {
-            Some(t) if t == self.id.start_time && alive => Ok(()),
-            Some(_) if alive => Err(Error::PidReused(self.id.pid)),
-            _ => Err(Error::TargetExited(self.id.pid)),
+        // The start time has a granularity of one clock tick, so a pid
+        // reused within the same tick is only told apart by the pidfd.
+        let pid = self.id.pid;
+        match procinfo::start_time(pid) {
+            None => Err(Error::TargetExited(pid)),
+            Some(t) if t != self.id.start_time => Err(Error::PidReused(pid)),
+            Some(_) if alive => Ok(()),
+            Some(_) if matches!(procinfo::task_state(pid, pid), Some('Z' | 'X')) => {
+                Err(Error::TargetExited(pid))
+            }
+            Some(_) => Err(Error::PidReused(pid)),
         }
     }
 
@@ -97,12 +104,20 @@ impl Target {
         }
     }
 
+    /// Stop every thread of the attached process — checked to still be it
+    /// both before and after (a window on a reused pid is closed untouched).
+    fn open_window(&self, limits: &Limits) -> Result<StopWindow> {
+        self.check_alive()?;
+        let win = StopWindow::open(self.id.pid, self.id.start_time, limits.deadline)?;
+        self.check_alive()?;
+        Ok(win)
+    }
+
     /// Stop every thread and keep them stopped until [`Target::thaw`].
     pub fn freeze(&mut self) -> Result<()> {
         if self.frozen.is_none() {
-            self.check_alive()?;
-            let deadline = self.limits().deadline;
-            self.frozen = Some(StopWindow::open(self.id.pid, self.id.start_time, deadline)?);
+            let limits = self.limits();
+            self.frozen = Some(self.open_window(&limits)?);
         }
         Ok(())
     }
@@ -131,8 +146,7 @@ impl Target {
             restored?;
             return Ok(value);
         }
-        self.check_alive()?;
-        let mut win = StopWindow::open(self.id.pid, self.id.start_time, limits.deadline)?;
+        let mut win = self.open_window(&limits)?;
         let result = op(&mut win, self, &limits);
         let closed = win.close();
         let value = result?;
@@ -142,6 +156,7 @@ impl Target {
 
     /// Address of `name` in the target.
     pub fn sym(&mut self, name: &str) -> Result<u64> {
+        self.check_alive()?;
         Ok(self.symbols.resolve(self.id.pid, name)?.addr)
     }
 
@@ -160,6 +175,7 @@ impl Target {
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
+        self.check_alive()?;
         // Resolve everything before stopping anything.
         let func = self.symbols.resolve(self.id.pid, name)?;
         let errno_fn = match self.settings.capture_errno {
@@ -167,20 +183,6 @@ impl Target {
             false => None,
         };
         self.call_resolved(name, &func, args, errno_fn)
-    }
-
-    /// Call the function at `addr`.
-    pub fn call_address(&mut self, addr: u64, args: &[Arg]) -> Result<i64> {
-        let func = Resolved {
-            addr,
-            kind: Kind::Function,
-            object: String::new(),
-        };
-        let errno_fn = match self.settings.capture_errno {
-            true => self.symbols.resolve(self.id.pid, "__errno_location").ok(),
-            false => None,
-        };
-        self.call_resolved(&format!("{addr:#x}"), &func, args, errno_fn)
     }
 
     fn call_resolved(
@@ -211,7 +213,7 @@ impl Target {
             Ok((value, errno))
         })?;
         self.last_errno = errno;
-        Ok(value as i64)
+        Ok(c_return_value(value))
     }
 
     /// IFUNC: the symbol is a resolver; call it (no arguments, as glibc's
@@ -266,12 +268,14 @@ impl Target {
 
     /// Make system call `nr` in the target; the kernel's return value.
     pub fn syscall(&mut self, what: &str, nr: u64, args: &[Arg]) -> Result<i64> {
+        self.check_alive()?;
         let insn = self.syscall_insn()?;
         self.in_window(|win, _, limits| call::raw_syscall(win, what, nr, args, insn, limits))
     }
 
     /// Read `len` bytes at `addr`. Never stops the target.
     pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        self.check_alive()?;
         let mut buf = vec![0u8; len];
         memory::read(self.id.pid, addr, &mut buf).map_err(|errno| Error::Read {
             pid: self.id.pid,
@@ -303,6 +307,7 @@ impl Target {
 
     /// Write `data` at `addr`. Never stops the target.
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
+        self.check_alive()?;
         memory::write(self.id.pid, addr, data).map_err(|errno| Error::Write {
             pid: self.id.pid,
             addr,
@@ -312,10 +317,36 @@ impl Target {
     }
 }
 
+/// reach does not know the callee's return type. Most C functions return
+/// `int`, whose upper 32 bits in rax are left zero (`close` returning -1
+/// leaves 0x00000000ffffffff), so a value with a zero upper half is read as
+/// a 32-bit int and sign-extended; anything wider (pointers, `long`) is
+/// returned whole.
+fn c_return_value(rax: u64) -> i64 {
+    if rax >> 32 == 0 {
+        rax as u32 as i32 as i64
+    } else {
+        rax as i64
+    }
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         if let Err(e) = self.thaw() {
             eprintln!("reach: warning: releasing pid {}: {e}", self.id.pid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::c_return_value;
+
+    #[test]
+    fn int_results_are_sign_extended_and_pointers_kept_whole() {
+        assert_eq!(c_return_value(0xffff_ffff), -1);
+        assert_eq!(c_return_value(5), 5);
+        assert_eq!(c_return_value(0x7f12_7000_0010), 0x7f12_7000_0010);
+        assert_eq!(c_return_value(u64::MAX), -1);
     }
 }
