@@ -102,6 +102,11 @@ fn load_script(script: &str) -> Result<(String, String), ScriptError> {
     }
 }
 
+fn is_reach_option(arg: &str) -> bool {
+    let name = arg.split('=').next().unwrap_or(arg);
+    ["--dry-run", "--json", "--timeout", "--pid", "-p", "--list"].contains(&name)
+}
+
 /// Select the `-p` target (a pid or a unique name), once the rest of the
 /// command line has been checked.
 fn attach(shared: &reach::script::Shared, spec: Option<&str>) -> Result<(), ScriptError> {
@@ -140,6 +145,13 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         (cli.eval.join(";\n"), None, Vec::new())
     } else if let Some(script) = &cli.script {
         let (text, origin) = load_script(script)?;
+        // Everything after SCRIPT is the script's; say so when it looks
+        // like one of reach's own options was meant.
+        if let Some(flag) = cli.args.iter().find(|a| is_reach_option(a)) {
+            return Err(usage(format!(
+                "{flag} after the script is an argument of the script; put reach's options first: reach {flag} -p PID {script} ..."
+            )));
+        }
         (text, Some(origin), cli.args.clone())
     } else {
         if std::io::stdin().is_terminal() {

@@ -59,8 +59,7 @@ pub fn find(name: &str) -> Option<&'static Playbook> {
 /// `reach --list`: one line per playbook.
 pub fn list_text() -> String {
     let width = PLAYBOOKS.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let mut out =
-        String::from("built-in playbooks (reach -p PID NAME ARGS…; --dry-run to preview):\n");
+    let mut out = String::from("built-in playbooks (reach [--dry-run] -p PID NAME ARGS…):\n");
     for p in PLAYBOOKS {
         out.push_str(&format!("  {:width$}  {}\n", p.name, p.summary()));
     }

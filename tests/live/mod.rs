@@ -274,3 +274,46 @@ pub fn fixture(name: &str, flags: &[&str]) -> PathBuf {
     built.insert(name.to_string(), out.clone());
     out
 }
+
+/// The system call number `pid`'s main thread is blocked in, if any
+/// (`/proc/PID/syscall`; see proc_pid_syscall(5)).
+pub fn blocked_in(pid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .filter(|nr| *nr >= 0)
+}
+
+/// How many of `pid`'s TCP sockets are in state `state` (the hex code of
+/// `/proc/net/tcp`: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN), read from
+/// its own network namespace.
+pub fn tcp_count(pid: i32, state: &str) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| {
+                let link = std::fs::read_link(e.ok()?.path()).ok()?;
+                let link = link.to_str()?;
+                Some(
+                    link.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_string(),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| w.len() > 9 && w[3] == state && inodes.contains(&w[9]))
+        .count()
+}
