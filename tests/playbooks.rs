@@ -523,7 +523,7 @@ fn sockets_prints_the_socket_table_and_filters() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.lines().next().unwrap().contains("STATE"), "{stdout}");
-    assert!(stdout.contains(&format!("LISTEN")), "{stdout}");
+    assert!(stdout.contains("LISTEN"), "{stdout}");
     assert_eq!(stdout.matches("CLOSE_WAIT").count(), 2, "{stdout}");
     assert!(stdout.contains(&format!("127.0.0.1:{port}")));
 
