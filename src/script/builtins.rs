@@ -550,7 +550,8 @@ pub fn help_text(name: Option<&str>) -> String {
                 out.push_str(&format!("  {:width$}  {}\n", b.name, b.summary));
             }
             out.push_str("constants: SHUT_RDWR, SIGPIPE, SIG_IGN, AF_INET, O_RDONLY, EBADF, … (the usual libc names)\n");
-            out.push_str("in scripts: PID (the -p target), ARGS (the script's arguments) and DRY_RUN (true with --dry-run)");
+            out.push_str("in scripts: PID (the -p target), ARGS (the script's arguments) and DRY_RUN (true with --dry-run)\n");
+            out.push_str("recovery playbooks: `reach --list`");
             out
         }
     }
