@@ -123,7 +123,7 @@ fn attach(shared: &reach::script::Shared, spec: Option<&str>) -> Result<(), Scri
 
 fn run(cli: Cli) -> Result<(), ScriptError> {
     if cli.list {
-        println!("{}", playbooks::list_text());
+        reach::say!("{}", playbooks::list_text());
         return Ok(());
     }
     if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
@@ -186,7 +186,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         return Err(ScriptError::Runtime(e.to_string()));
     }
     if let Some(text) = output::render(&value, cli.json) {
-        println!("{text}");
+        reach::say!("{text}");
     }
     Ok(())
 }

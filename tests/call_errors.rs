@@ -106,6 +106,25 @@ fn seccomp_trap_is_refused_and_the_target_survives() {
     assert_untouched(&mut t);
 }
 
+#[test]
+fn a_target_that_exits_inside_the_call_is_reported() {
+    let mut t = Target::fixture("target", &[]);
+    let out = eval(t.pid, r#"call("exit", [3])"#);
+    assert_error(&out, 1, &["exited"]);
+    let status = t.wait_exit(STATE_DEADLINE);
+    assert_eq!(status.code(), Some(3), "{}", describe(status));
+}
+
+#[test]
+fn a_target_killed_during_the_call_is_reported() {
+    let t = Target::fixture("target", &[]);
+    let running = spawn_reach(&["-p", &t.pid.to_string(), "-e", r#"call("sleep", [30])"#]);
+    wait_call_running(t.pid);
+    t.signal(libc::SIGKILL);
+    let out = running.finish(Duration::from_secs(8));
+    assert_error(&out, 1, &["exited"]);
+}
+
 // ---------------------------------------------------------------- bad input
 
 /// A bystander to show that a refused command touched nothing.

@@ -14,7 +14,7 @@ use super::stop::StopWindow;
 use super::{Error, Result, ptrace_err};
 use crate::sys::interrupt;
 use crate::sys::memory;
-use crate::sys::ptrace::{self, Stop};
+use crate::sys::ptrace::{self, Stop, Tid};
 use crate::sys::regs_x86_64::{
     self as regs, ARG_REGS, EFLAGS_DF, EFLAGS_TF, RED_ZONE, Regs, SYSCALL_ARG_REGS,
 };
@@ -62,6 +62,10 @@ pub enum CallError {
     TooManySyscallArgs(usize),
     #[error("no syscall instruction found in any executable mapping of pid {0}")]
     NoSyscallInstruction(i32),
+    #[error(
+        "{0} replaced the process image (execve): the new program runs on, nothing was restored"
+    )]
+    Exec(String),
     #[error("could not make room for arguments in the target: {0}")]
     Scratch(String),
 }
@@ -113,6 +117,7 @@ pub fn call_function(
     let base = win.prepare()?;
     let placed = Placement::new(win, base.rsp, args, limits, scratch_mmap)?;
     let result = run_function(win, what, addr, &base, &placed, limits);
+    settle_children(win, limits);
     let unmapped = placed.release(win, limits);
     let value = result?;
     unmapped?;
@@ -256,7 +261,7 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
     go(0).map_err(ptrace_err("PTRACE_CONT", tid))?;
     let _ticker = interrupt::Ticker::start(50);
     loop {
-        match ptrace::wait(tid) {
+        match next_stop(win) {
             Ok(Stop::GroupStop(_) | Stop::Event(_)) => {
                 go(0).map_err(ptrace_err("PTRACE_CONT", tid))?
             }
@@ -266,6 +271,10 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
             Ok(Stop::Exited(_) | Stop::Killed(_)) | Err(Errno::ECHILD | Errno::ESRCH) => {
                 win.forget(tid);
                 return Err(Error::TargetExited(win.pid));
+            }
+            Ok(Stop::Exec) => {
+                win.discard_saved();
+                return Err(CallError::Exec(what.to_string()).into());
             }
             Ok(stop) => return Ok(stop),
             Err(Errno::EINTR) => {
@@ -282,6 +291,91 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
                 return Err(abandon(win, reason));
             }
             Err(e) => return Err(ptrace_err("waitpid", tid)(e)),
+        }
+    }
+}
+
+/// The next stop of the call thread. Other threads of a dying process exit
+/// meanwhile, and must be reaped (a traced thread stays a zombie until its
+/// tracer waits for it, and the group leader's own exit is reported only
+/// after that), so wait for any thread and forget those that are gone.
+fn next_stop(win: &mut StopWindow) -> std::result::Result<Stop, Errno> {
+    loop {
+        let (tid, stop) = ptrace::wait_any()?;
+        if tid == win.call_tid {
+            return Ok(stop);
+        }
+        route_other(win, tid, stop);
+    }
+}
+
+/// A stop of some tracee other than the call thread.
+fn route_other(win: &mut StopWindow, tid: Tid, stop: Stop) {
+    if win.threads.iter().any(|t| t.tid == tid) {
+        if stop.is_gone() {
+            win.forget(tid);
+        }
+    } else {
+        tend_child(win, tid, stop);
+    }
+}
+
+/// A process forked by the injected code, attached by the kernel
+/// (`PTRACE_O_TRACEFORK`). It is a copy of the call thread, so when it
+/// returns from the call it would crash at reach's return address 0. Let it
+/// run until it execs (then release it: `system()` and `posix_spawn` work)
+/// or comes back to that address (then make it `_exit(0)` instead).
+fn tend_child(win: &mut StopWindow, tid: Tid, stop: Stop) {
+    if !win.children.contains(&tid) {
+        win.children.push(tid);
+    }
+    let done = match stop {
+        Stop::Exited(_) | Stop::Killed(_) => true,
+        Stop::Exec => {
+            let _ = ptrace::detach(tid, 0);
+            true
+        }
+        Stop::Signal(libc::SIGSEGV) => match ptrace::get_regs(tid) {
+            Ok(r) if r.rip == RETURN_ADDR => {
+                exit_quietly(tid, r);
+                true
+            }
+            _ => ptrace::cont(tid, libc::SIGSEGV).is_err(),
+        },
+        Stop::Signal(sig) => ptrace::cont(tid, sig).is_err(),
+        _ => ptrace::cont(tid, 0).is_err(),
+    };
+    if done {
+        win.children.retain(|c| *c != tid);
+    }
+}
+
+/// Turn a stopped forked child into one that makes `exit_group(0)`.
+fn exit_quietly(tid: Tid, mut r: Regs) {
+    let Ok(insn) = find_syscall_insn(tid) else {
+        // SAFETY-free fallback: a child reach cannot steer is ended.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(tid), nix::sys::signal::SIGKILL);
+        let _ = ptrace::detach(tid, 0);
+        return;
+    };
+    r.rip = insn;
+    r.rax = libc::SYS_exit_group as u64;
+    r.rdi = 0;
+    r.orig_rax = u64::MAX;
+    if ptrace::set_regs(tid, &r).is_ok() {
+        let _ = ptrace::detach(tid, 0);
+    }
+}
+
+/// After a call: give children it forked until the deadline to exec or
+/// exit; any still running then are released as they are.
+fn settle_children(win: &mut StopWindow, limits: &Limits) {
+    let _ticker = interrupt::Ticker::start(50);
+    while !win.children.is_empty() && Instant::now() < limits.deadline {
+        match ptrace::wait_any() {
+            Ok((tid, stop)) => route_other(win, tid, stop),
+            Err(Errno::EINTR) if interrupt::pending().is_none() => continue,
+            Err(_) => break,
         }
     }
 }
@@ -303,7 +397,7 @@ fn abandon(win: &mut StopWindow, reason: CallError) -> Error {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match ptrace::wait(tid) {
+        match next_stop(win) {
             Ok(Stop::Interrupted | Stop::GroupStop(_)) => return reason.into(),
             Ok(s) if s.is_gone() => {
                 win.forget(tid);

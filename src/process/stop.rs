@@ -84,9 +84,9 @@ pub struct StopWindow {
     pub call_tid: Tid,
     /// The call thread's state, saved before the first change to it.
     saved: Option<Saved>,
-    /// Memory reach mapped in the target for this window; unmapped before
-    /// the window closes (by `call.rs`, which knows how).
-    pub scratch: Vec<(u64, u64)>,
+    /// Processes forked by injected code and still attached (see
+    /// `call.rs`, `tend_child`).
+    pub children: Vec<Tid>,
     closed: bool,
 }
 
@@ -99,7 +99,7 @@ impl StopWindow {
             threads: Vec::new(),
             call_tid: pid,
             saved: None,
-            scratch: Vec::new(),
+            children: Vec::new(),
             closed: false,
         };
         loop {
@@ -212,6 +212,8 @@ impl StopWindow {
         let restored = self.restore();
         let tids: Vec<Tid> = self.threads.iter().map(|t| t.tid).collect();
         self.release_all(&tids);
+        let children = std::mem::take(&mut self.children);
+        self.release_all(&children);
         restored
     }
 
@@ -219,6 +221,13 @@ impl StopWindow {
         for &tid in tids {
             release(tid);
         }
+    }
+
+    /// The call thread replaced the process image (execve): there is
+    /// nothing left to restore, and its old registers must not be written
+    /// into the new program.
+    pub fn discard_saved(&mut self) {
+        self.saved = None;
     }
 
     /// Forget a thread that no longer exists.
@@ -269,7 +278,7 @@ fn wait_for_stop(tid: Tid, deadline: Instant) -> Result<Option<Stop>> {
             Ok(Stop::Signal(sig)) => {
                 ptrace::cont(tid, sig).map_err(ptrace_err("PTRACE_CONT", tid))?
             }
-            Ok(Stop::Syscall | Stop::Event(_)) => {
+            Ok(Stop::Syscall | Stop::Event(_) | Stop::Exec) => {
                 ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?
             }
             Ok(Stop::Exited(_) | Stop::Killed(_)) | Err(Errno::ECHILD | Errno::ESRCH) => {

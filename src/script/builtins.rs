@@ -21,7 +21,7 @@ pub struct Builtin {
     register: fn(&mut Engine, &Shared),
 }
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -107,6 +107,34 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "release a frozen target exactly as it was",
         example: "thaw();",
         register: reg_thaw,
+    },
+    Builtin {
+        name: "fds",
+        signature: "fds() -> array of Fd  |  t.fds()",
+        summary: "the target's open descriptors with socket details and waiting threads (never stops it)",
+        example: "fds().filter(|f| f.state == \"CLOSE_WAIT\")",
+        register: super::fds::reg_fds,
+    },
+    Builtin {
+        name: "shutdown",
+        signature: "f.shutdown(how) -> int",
+        summary: "shut socket f down from outside the target (pidfd_getfd; an injected call where unavailable)",
+        example: "fds().filter(|f| f.remote == \"10.0.0.7:443\")[0].shutdown(SHUT_RDWR)",
+        register: super::fds::reg_shutdown,
+    },
+    Builtin {
+        name: "threads",
+        signature: "threads() -> array of Thread  |  t.threads()",
+        summary: "each thread: tid, name, state, the system call it is blocked in and on which fd",
+        example: "threads().filter(|t| t.syscall == \"recvfrom\")",
+        register: super::fds::reg_threads,
+    },
+    Builtin {
+        name: "signals",
+        signature: "signals() -> map of Signal  |  t.signals()",
+        summary: "each signal's disposition: ignored, caught, blocked, pending (from /proc, no stop)",
+        example: "signals().SIGPIPE.ignored",
+        register: super::fds::reg_signals,
     },
     Builtin {
         name: "pgrep",
@@ -240,7 +268,7 @@ fn usage(msg: String) -> Box<EvalAltResult> {
 }
 
 /// The current target, or an error saying how to get one.
-fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
+pub(super) fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
     shared
         .borrow()
         .current
@@ -309,7 +337,7 @@ fn do_call(t: &mut Target, s: &Session, name: &str, args: &Array) -> RhaiResult<
     let converted = to_args("call", args).map_err(usage)?;
     if s.dry_run {
         let addr = t.sym(name).map_err(fail)?;
-        println!(
+        crate::say!(
             "dry-run: would call {name}({}) at {addr:#x} in pid {}",
             describe(args),
             t.pid()
@@ -382,7 +410,7 @@ fn syscall_number(name: &str) -> RhaiResult<u64> {
 fn do_syscall(t: &mut Target, s: &Session, what: &str, nr: u64, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("syscall", args).map_err(usage)?;
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would make system call {what}({}) (nr {nr}) in pid {}",
             describe(args),
             t.pid()
@@ -446,7 +474,7 @@ fn reg_read_cstr(engine: &mut Engine, shared: &Shared) {
 
 fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would write {} bytes at {addr:#x} in pid {}",
             data.len(),
             t.pid()
@@ -482,7 +510,7 @@ fn reg_status(engine: &mut Engine, shared: &Shared) {
 fn reg_freeze(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "freeze", |t, s| {
         if s.dry_run {
-            println!("dry-run: would stop every thread of pid {}", t.pid());
+            crate::say!("dry-run: would stop every thread of pid {}", t.pid());
             return Ok(());
         }
         t.freeze().map_err(fail)
@@ -524,12 +552,12 @@ fn reg_pause(engine: &mut Engine, _shared: &Shared) {
 
 fn reg_help(engine: &mut Engine, _shared: &Shared) {
     engine.register_fn("help", || {
-        println!("{}", help_text(None));
+        crate::say!("{}", help_text(None));
     });
     engine.register_fn("help", |name: &str| -> RhaiResult<()> {
         match BUILTINS.iter().find(|b| b.name == name) {
             Some(_) => {
-                println!("{}", help_text(Some(name)));
+                crate::say!("{}", help_text(Some(name)));
                 Ok(())
             }
             None => Err(usage(format!(

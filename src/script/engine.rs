@@ -38,7 +38,7 @@ pub fn new_engine(shared: &Shared) -> Engine {
     // Ctrl-C / SIGTERM to reach end a running script (a call in progress
     // is abandoned and its target restored by the call itself).
     engine.on_progress(|_| interrupt::pending().map(|sig| Dynamic::from(sig as i64)));
-    engine.on_print(|s| println!("{s}"));
+    engine.on_print(|s| crate::say!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
     engine
 }

@@ -2,12 +2,16 @@
 //!
 //! Owns: ptrace requests and raw wait statuses (`ptrace.rs`), x86-64
 //! register sets (`regs_x86_64.rs`), target memory (`memory.rs`), pidfds
-//! (`pidfd.rs`) and reach's own signal handling (`interrupt.rs`).
+//! (`pidfd.rs`), `/proc` directories held open (`procdir.rs`), sockets seen
+//! from outside (`socket.rs`) and reach's own signal handling
+//! (`interrupt.rs`).
 //! All `unsafe` lives here. Must never know about Rhai, never print, and
 //! never decide policy: callers above decide what a stop means.
 
 pub mod interrupt;
 pub mod memory;
 pub mod pidfd;
+pub mod procdir;
 pub mod ptrace;
 pub mod regs_x86_64;
+pub mod socket;

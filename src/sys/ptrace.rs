@@ -24,7 +24,9 @@ pub enum Stop {
     Signal(i32),
     /// Syscall-entry or syscall-exit stop (`PTRACE_O_TRACESYSGOOD`).
     Syscall,
-    /// Another `PTRACE_EVENT_*` stop.
+    /// `PTRACE_EVENT_EXEC`: the thread replaced the process image.
+    Exec,
+    /// Another `PTRACE_EVENT_*` stop (fork, vfork, …).
     Event(i32),
     /// The thread exited with this status.
     Exited(i32),
@@ -51,6 +53,9 @@ impl Stop {
                 }
                 _ => Stop::Interrupted,
             };
+        }
+        if event == libc::PTRACE_EVENT_EXEC {
+            return Stop::Exec;
         }
         if event != 0 {
             return Stop::Event(event);
@@ -86,9 +91,15 @@ unsafe fn request(
     check(unsafe { libc::ptrace(req, tid, addr, data) })
 }
 
-/// Attach to `tid` without stopping it or sending it anything.
+/// Attach to `tid` without stopping it or sending it anything. Syscall
+/// stops are marked (TRACESYSGOOD); an exec is reported (TRACEEXEC); a
+/// process forked by injected code is attached too (TRACEFORK, TRACEVFORK),
+/// so it can be kept from returning into reach's call frame.
 pub fn seize(tid: Tid) -> Result<(), Errno> {
-    let options = libc::PTRACE_O_TRACESYSGOOD as usize;
+    let options = (libc::PTRACE_O_TRACESYSGOOD
+        | libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK) as usize;
     // SAFETY: PTRACE_SEIZE takes no pointers; options go in `data`.
     unsafe {
         request(
@@ -141,6 +152,18 @@ pub fn detach(tid: Tid, sig: i32) -> Result<(), Errno> {
 /// own signals (timer, SIGINT, SIGTERM) interrupts the wait.
 pub fn wait(tid: Tid) -> Result<Stop, Errno> {
     wait_flags(tid, libc::__WALL).map(|s| s.expect("blocking wait returns a status"))
+}
+
+/// Wait for the next stop of any thread reach traces (reach starts no
+/// child processes of its own, so every status is a tracee's).
+pub fn wait_any() -> Result<(Tid, Stop), Errno> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let ret = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    if ret == -1 {
+        return Err(Errno::last());
+    }
+    Ok((ret, Stop::from_raw(status)))
 }
 
 /// Like [`wait`], but return `None` at once if `tid` has not stopped.
