@@ -59,7 +59,7 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         }
         let _ = rl.load_history(path);
     }
-    println!(
+    reach::say!(
         "reach {}: help() lists what exists, help(\"call\") shows one; Ctrl-D leaves.",
         env!("CARGO_PKG_VERSION")
     );
@@ -107,7 +107,7 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         match result {
             Ok(value) => {
                 if let Some(text) = output::render(&value, json) {
-                    println!("{text}");
+                    reach::say!("{text}");
                 }
             }
             Err(e) => show_error(&input, &engine::runtime_message(&e, Some("")), e.position()),
