@@ -536,3 +536,32 @@ fn sockets_prints_the_socket_table_and_filters() {
     assert!(rows.iter().all(|r| r["state"] == "CLOSE_WAIT"));
     server.assert_untouched();
 }
+
+// ------------------------------------------- builtins the playbooks lean on
+
+#[test]
+fn status_reads_proc_without_stopping_and_pause_waits() {
+    let python = Proc::python(
+        "import time\nprint('ready', flush=True)\nwhile True: time.sleep(0.5)\n",
+        &[],
+    );
+    let pid = python.pid.to_string();
+    let started = std::time::Instant::now();
+    let out = reach(&[
+        "--json",
+        "-p",
+        &pid,
+        "-e",
+        "let s = status(); pause(300); [s.Name, s.TracerPid, s.Pid, DRY_RUN]",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v, serde_json::json!(["python3", "0", pid, false]));
+    python.assert_untouched();
+
+    let out = reach(&["-e", "pause(-1)"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("pause takes 0 to"));
+}
