@@ -321,15 +321,13 @@ impl Completer for ReplHelper {
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = word_start(line, pos);
         let word = &line[start..pos];
-        let (start, word, candidates) = if in_symbol_string(&line[..start]) {
-            (start, word, self.symbols(word))
+        let (start, candidates) = if in_symbol_string(&line[..start]) {
+            (start, self.symbols(word))
         } else {
             // `t.ca` completes the method name after the dot.
-            let dot = word.rfind('.').map(|i| i + 1).unwrap_or(0);
-            let word = &word[dot..];
-            (start + dot, word, self.words(word))
+            let dot = word.rfind('.').map_or(0, |i| i + 1);
+            (start + dot, self.words(&word[dot..]))
         };
-        let _ = word;
         let pairs = candidates
             .into_iter()
             .map(|c| Pair {

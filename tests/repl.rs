@@ -244,6 +244,13 @@ fn multi_line_definitions_history_errors_and_ctrl_d() {
     let shown = repl.line("help(\"call\")", &prompt);
     assert!(shown.contains("example: call("), "{shown}");
 
+    // Arrays of Fd print as a table.
+    let shown = repl.line("fds()", &prompt);
+    assert!(
+        shown.lines().next().unwrap_or("").contains("FD  KIND"),
+        "{shown}"
+    );
+
     // Ctrl-D leaves with status 0; the target never noticed.
     repl.send("\x04");
     assert_eq!(repl.wait_exit(), 0);
@@ -255,9 +262,10 @@ fn multi_line_definitions_history_errors_and_ctrl_d() {
     let mut again = Repl::start(&["-p", &pid], &state);
     again.expect(&prompt);
     again.send("\x1b[A");
-    again.expect("help(\"call\")");
+    again.expect("fds()");
     // Ctrl-U clears the recalled line; a multi-line entry comes back whole.
-    again.send("\x15\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A\x1b[A");
+    again.send("\x15");
+    again.send(&"\x1b[A".repeat(30));
     again.expect("fn twice(x) {\n  x * 2\n}");
     assert_eq!(again.line("", &prompt), "");
     assert_eq!(again.line("twice(4)", &prompt), "8\n");
