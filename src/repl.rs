@@ -20,6 +20,9 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Words Rhai scripts often start with, offered by completion too.
 const KEYWORDS: &[&str] = &[
@@ -64,9 +67,16 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         env!("CARGO_PKG_VERSION")
     );
     let mut pid_in_scope = current_pid(shared);
+    let watch = LeaveWatch::start();
 
     loop {
-        let input = match rl.readline(&prompt(shared)) {
+        watch.at_prompt.store(true, Ordering::SeqCst);
+        let read = rl.readline(&prompt(shared));
+        watch.at_prompt.store(false, Ordering::SeqCst);
+        if watch.leave.load(Ordering::SeqCst) || asked_to_leave() {
+            break;
+        }
+        let input = match read {
             Ok(input) => input,
             // Ctrl-C while typing: drop the line, keep the session.
             Err(ReadlineError::Interrupted) => continue,
@@ -77,9 +87,6 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
                 break;
             }
         };
-        if asked_to_leave() {
-            break;
-        }
         if input.trim().is_empty() {
             continue;
         }
@@ -100,9 +107,12 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         functions = functions.merge(&ast.clone_functions_only());
 
         // A Ctrl-C pressed while nothing ran must not end the next line.
+        if asked_to_leave() {
+            break;
+        }
         interrupt::clear();
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
-        let leave = asked_to_leave();
+        let leave = asked_to_leave() || watch.leave.load(Ordering::SeqCst);
         interrupt::clear();
         match result {
             Ok(value) => {
@@ -133,6 +143,8 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         }
     }
 
+    let signalled = watch.leave.load(Ordering::SeqCst);
+    drop(watch);
     if let Some(path) = &history {
         let _ = rl.append_history(path);
     }
@@ -145,12 +157,64 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
             .thaw()
             .map_err(|e| ScriptError::Runtime(e.to_string()))?;
     }
+    if signalled {
+        return Err(ScriptError::Runtime(
+            "left the session on SIGTERM or SIGHUP; every target was released".into(),
+        ));
+    }
     Ok(())
 }
 
 /// SIGTERM or SIGHUP arrived: leave the REPL (SIGINT only ends a line).
 fn asked_to_leave() -> bool {
     matches!(interrupt::pending(), Some(libc::SIGTERM | libc::SIGHUP))
+}
+
+/// Makes SIGTERM and SIGHUP end the session even while it waits at the
+/// prompt. reach's handlers only raise a flag (`sys::interrupt`), and
+/// rustyline goes back to reading after an interrupted read; but it ends
+/// `readline` on a SIGINT. So a helper thread watches the flag and, while
+/// the prompt is up, sends reach a SIGINT; `leave` remembers why, since
+/// that SIGINT replaces the pending signal. The thread never touches the
+/// target: ptrace stays on the main thread.
+struct LeaveWatch {
+    at_prompt: Arc<AtomicBool>,
+    leave: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaveWatch {
+    fn start() -> LeaveWatch {
+        let at_prompt = Arc::new(AtomicBool::new(false));
+        let leave = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (p, l, d) = (at_prompt.clone(), leave.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            interrupt::block_in_this_thread();
+            while !d.load(Ordering::SeqCst) {
+                if asked_to_leave() && !l.swap(true, Ordering::SeqCst) && p.load(Ordering::SeqCst) {
+                    interrupt::raise_interrupt();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        LeaveWatch {
+            at_prompt,
+            leave,
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LeaveWatch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn current_pid(shared: &Shared) -> Option<i32> {

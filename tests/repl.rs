@@ -335,3 +335,24 @@ fn without_a_target_the_prompt_says_so_and_attach_names_it() {
     repl.send("\x04");
     assert_eq!(repl.wait_exit(), 0);
 }
+
+#[test]
+fn sigterm_at_the_prompt_ends_the_session_and_releases_a_frozen_target() {
+    let target = Proc::python(SLEEPER, &[]);
+    let state = scratch("repl-state");
+    let pid = target.pid.to_string();
+    let mut repl = Repl::start(&["-p", &pid], &state);
+    repl.expect(&prompt_of(&target));
+    repl.send("freeze()\r");
+    repl.expect(&format!("reach[{pid} python3 frozen]> "));
+    assert_eq!(target.state(), 't');
+    // SAFETY: our own child.
+    unsafe { libc::kill(repl.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(repl.wait_exit(), 1);
+    assert!(
+        repl.seen.contains("left the session on SIGTERM"),
+        "{}",
+        repl.seen
+    );
+    target.assert_untouched();
+}
