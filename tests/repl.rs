@@ -244,6 +244,21 @@ fn multi_line_definitions_history_errors_and_ctrl_d() {
     let shown = repl.line("help(\"call\")", &prompt);
     assert!(shown.contains("example: call("), "{shown}");
 
+    // help() comes from the one table: every builtin, each with an example.
+    let shown = repl.line("help()", &prompt);
+    for b in reach::script::builtins::BUILTINS {
+        assert!(
+            shown.contains(&format!("  {} ", b.name)),
+            "{}: {shown}",
+            b.name
+        );
+        assert!(
+            shown.contains(&format!("e.g. {}", b.example)),
+            "{}: {shown}",
+            b.name
+        );
+    }
+
     // Arrays of Fd print as a table.
     let shown = repl.line("fds()", &prompt);
     assert!(

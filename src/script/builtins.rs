@@ -573,9 +573,10 @@ pub fn help_text(name: Option<&str>) -> String {
         Some(b) => format!("{}\n  {}\n  example: {}", b.signature, b.summary, b.example),
         None => {
             let width = BUILTINS.iter().map(|b| b.name.len()).max().unwrap_or(0);
-            let mut out = String::from("builtins (help(\"name\") for one, with an example):\n");
+            let mut out = String::from("builtins (help(\"name\") shows one in full):\n");
             for b in BUILTINS {
                 out.push_str(&format!("  {:width$}  {}\n", b.name, b.summary));
+                out.push_str(&format!("  {:width$}    e.g. {}\n", "", b.example));
             }
             out.push_str("constants: SHUT_RDWR, SIGPIPE, SIG_IGN, AF_INET, O_RDONLY, EBADF, … (the usual libc names)\n");
             out.push_str("in scripts: PID (the -p target), ARGS (the script's arguments) and DRY_RUN (true with --dry-run)\n");
