@@ -565,3 +565,14 @@ fn status_reads_proc_without_stopping_and_pause_waits() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("pause takes 0 to"));
 }
+
+#[test]
+fn ignore_sigpipe_fails_when_the_effect_does_not_happen() {
+    let target = Proc::spawn(Command::new(fixture("pb_fake_signal", &["-rdynamic"])));
+    let out = reach(&["-p", &target.pid.to_string(), "ignore-sigpipe"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("still does not ignore SIGPIPE"), "{stderr}");
+    assert!(!sigpipe_ignored(&target));
+    target.assert_untouched();
+}
