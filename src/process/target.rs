@@ -161,6 +161,18 @@ impl Target {
         Ok(self.symbols.resolve(self.id.pid, name)?.addr)
     }
 
+    /// The fields of `/proc/PID/status` (state, TracerPid, SigIgn, …), read
+    /// without stopping anything.
+    pub fn status(&self) -> Result<Vec<(String, String)>> {
+        self.check_alive()?;
+        procinfo::status_fields(self.id.pid)
+    }
+
+    /// Function names in the target starting with `prefix` (for completion).
+    pub fn function_names(&mut self, prefix: &str, limit: usize) -> Vec<String> {
+        self.symbols.function_names(self.id.pid, prefix, limit)
+    }
+
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {

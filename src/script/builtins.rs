@@ -95,6 +95,13 @@ pub const BUILTINS: &[Builtin] = &[
         register: reg_maps,
     },
     Builtin {
+        name: "status",
+        signature: "status() -> map  |  t.status()",
+        summary: "the fields of /proc/PID/status as strings (State, TracerPid, SigIgn, …); never stops the target",
+        example: "parse_int(status().SigIgn, 16) & (1 << (SIGPIPE - 1)) != 0",
+        register: reg_status,
+    },
+    Builtin {
         name: "freeze",
         signature: "freeze()  |  t.freeze()",
         summary: "stop every thread of the target and keep it stopped across operations until thaw()",
@@ -142,6 +149,13 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "pids whose name is pattern or whose command line contains it",
         example: "pgrep(\"nginx\")",
         register: reg_pgrep,
+    },
+    Builtin {
+        name: "pause",
+        signature: "pause(ms)",
+        summary: "wait ms milliseconds in reach (the target keeps running); Ctrl-C ends it",
+        example: "pause(200); fds()",
+        register: reg_pause,
     },
     Builtin {
         name: "help",
@@ -507,6 +521,18 @@ fn reg_write(engine: &mut Engine, shared: &Shared) {
     });
 }
 
+fn reg_status(engine: &mut Engine, shared: &Shared) {
+    both!(engine, shared, "status", |t, _s| {
+        let fields = t.status().map_err(fail)?;
+        RhaiResult::Ok(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                .collect::<rhai::Map>(),
+        )
+    });
+}
+
 fn reg_freeze(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "freeze", |t, s| {
         if s.dry_run {
@@ -527,6 +553,26 @@ fn reg_pgrep(engine: &mut Engine, _shared: &Shared) {
             .into_iter()
             .map(|p| Dynamic::from(p as i64))
             .collect()
+    });
+}
+
+fn reg_pause(engine: &mut Engine, _shared: &Shared) {
+    engine.register_fn("pause", |ms: i64| -> RhaiResult<()> {
+        const MAX: i64 = 600_000;
+        if !(0..=MAX).contains(&ms) {
+            return Err(usage(format!(
+                "pause takes 0 to {MAX} milliseconds, not {ms}"
+            )));
+        }
+        // Short naps, so Ctrl-C (a flag, see sys::interrupt) ends it soon.
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms as u64);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if crate::sys::interrupt::pending().is_some() {
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+        }
+        Ok(())
     });
 }
 
@@ -553,12 +599,14 @@ pub fn help_text(name: Option<&str>) -> String {
         Some(b) => format!("{}\n  {}\n  example: {}", b.signature, b.summary, b.example),
         None => {
             let width = BUILTINS.iter().map(|b| b.name.len()).max().unwrap_or(0);
-            let mut out = String::from("builtins (help(\"name\") for one, with an example):\n");
+            let mut out = String::from("builtins (help(\"name\") shows one in full):\n");
             for b in BUILTINS {
                 out.push_str(&format!("  {:width$}  {}\n", b.name, b.summary));
+                out.push_str(&format!("  {:width$}    e.g. {}\n", "", b.example));
             }
             out.push_str("constants: SHUT_RDWR, SIGPIPE, SIG_IGN, AF_INET, O_RDONLY, EBADF, … (the usual libc names)\n");
-            out.push_str("in scripts: PID (the -p target) and ARGS (the script's arguments)");
+            out.push_str("in scripts: PID (the -p target), ARGS (the script's arguments) and DRY_RUN (true with --dry-run)\n");
+            out.push_str("recovery playbooks: `reach --list`");
             out
         }
     }

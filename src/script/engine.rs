@@ -43,9 +43,11 @@ pub fn new_engine(shared: &Shared) -> Engine {
     engine
 }
 
-/// A scope holding `PID` (when there is a target) and `ARGS`.
+/// A scope holding `PID` (when there is a target), `ARGS` and `DRY_RUN`.
 pub fn new_scope(shared: &Shared, args: &[String]) -> Scope<'static> {
     let mut scope = Scope::new();
+    // Playbooks skip their checks of the effect when nothing was changed.
+    scope.push_constant("DRY_RUN", shared.borrow().dry_run);
     if let Some(t) = &shared.borrow().current {
         scope.push_constant("PID", t.pid() as i64);
     }

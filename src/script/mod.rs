@@ -3,8 +3,9 @@
 //!
 //! Owns: the engine setup (`engine.rs`), the one table of builtins that
 //! drives registration, `help()` and completion (`builtins.rs`), argument
-//! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`)
-//! and the Fd, Thread and Signal values (`fds.rs`).
+//! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`),
+//! the Fd, Thread and Signal values (`fds.rs`) and the built-in playbooks
+//! of `scripts/` (`playbooks.rs`).
 //! Must never touch ptrace or `/proc` directly: everything goes through
 //! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
 
@@ -13,6 +14,7 @@ pub mod builtins;
 pub mod engine;
 pub mod fds;
 pub mod output;
+pub mod playbooks;
 pub mod table;
 
 use crate::process::{Settings, Target};

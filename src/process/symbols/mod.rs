@@ -351,6 +351,32 @@ impl Symbols {
         })
     }
 
+    /// Exported names in `pid` that start with `prefix`, sorted, at most
+    /// `limit` of them (REPL completion; objects come from the cache).
+    pub fn function_names(&mut self, pid: i32, prefix: &str, limit: usize) -> Vec<String> {
+        if self.refresh(pid).is_err() {
+            return Vec::new();
+        }
+        let Symbols { objects, view } = self;
+        let Some(view) = view.as_mut() else {
+            return Vec::new();
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for module in &mut view.modules {
+            let Some(object) = load(objects, pid, module) else {
+                continue;
+            };
+            names.extend(
+                object
+                    .names()
+                    .into_iter()
+                    .filter(|(name, exported)| *exported && name.starts_with(prefix))
+                    .map(|(name, _)| name.to_string()),
+            );
+        }
+        names.into_iter().take(limit).collect()
+    }
+
     /// Re-read `/proc/PID/maps`; if it changed since the last lookup (a
     /// `dlopen`, a `dlclose`, another process), rebuild the object list
     /// and say so. Parsed objects survive in the cache.
@@ -679,6 +705,15 @@ pub fn executable_mappings(pid: i32) -> Result<Vec<(u64, u64, String)>, SymbolEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_exported_names_by_prefix() {
+        let mut symbols = Symbols::default();
+        let me = std::process::id() as i32;
+        let names = symbols.function_names(me, "getpi", 50);
+        assert!(names.iter().any(|n| n == "getpid"), "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("getpi")));
+    }
 
     #[test]
     fn parses_qualified_and_versioned_names() {
