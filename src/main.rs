@@ -1,10 +1,12 @@
 //! `reach`: parse flags, pick -e / script / stdin / REPL, map errors to
 //! exit statuses (0 ok, 1 script or target error, 2 usage error).
 
+mod repl;
+
 use clap::Parser;
 use reach::process::{Settings, procinfo};
 use reach::script::engine::{self, ScriptError};
-use reach::script::{Session, output};
+use reach::script::{Session, output, playbooks};
 use reach::sys::interrupt;
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -30,7 +32,10 @@ struct Cli {
     /// Resolve and check everything, change nothing, print what would be done.
     #[arg(long)]
     dry_run: bool,
-    /// A Rhai script file to run.
+    /// List the built-in playbooks with their one-line summaries.
+    #[arg(long)]
+    list: bool,
+    /// A playbook: a path to a .rhai file, or the name of a built-in one.
     script: Option<String>,
     /// Arguments for the script, as the array ARGS.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -49,6 +54,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(ScriptError::Syntax(msg)) => {
+            report(&msg);
+            ExitCode::from(2)
+        }
+        // A script that throws "usage: …" was given wrong arguments.
+        Err(ScriptError::Runtime(msg)) if msg.starts_with("usage: ") => {
             report(&msg);
             ExitCode::from(2)
         }
@@ -74,7 +84,48 @@ fn usage(msg: String) -> ScriptError {
     ScriptError::Syntax(msg)
 }
 
+/// A playbook by path (anything with a `/` or ending in `.rhai`, or an
+/// existing file) or by built-in name: its text and how errors name it.
+fn load_script(script: &str) -> Result<(String, String), ScriptError> {
+    let looks_like_path = script.contains('/') || script.ends_with(".rhai");
+    if !looks_like_path && let Some(p) = playbooks::find(script) {
+        return Ok((p.source.to_string(), p.origin()));
+    }
+    match std::fs::read_to_string(script) {
+        Ok(text) => Ok((text, script.to_string())),
+        Err(e) if looks_like_path || e.kind() != std::io::ErrorKind::NotFound => {
+            Err(usage(format!("cannot read script {script}: {e}")))
+        }
+        Err(_) => Err(usage(format!(
+            "no playbook named {script:?} and no such file; `reach --list` shows the built-in ones"
+        ))),
+    }
+}
+
+fn is_reach_option(arg: &str) -> bool {
+    let name = arg.split('=').next().unwrap_or(arg);
+    ["--dry-run", "--json", "--timeout", "--pid", "-p", "--list"].contains(&name)
+}
+
+/// Select the `-p` target (a pid or a unique name), once the rest of the
+/// command line has been checked.
+fn attach(shared: &reach::script::Shared, spec: Option<&str>) -> Result<(), ScriptError> {
+    let Some(spec) = spec else {
+        return Ok(());
+    };
+    let pid = match spec.parse::<i32>() {
+        Ok(pid) => pid,
+        Err(_) => procinfo::find_by_name(spec).map_err(|e| ScriptError::Runtime(e.to_string()))?,
+    };
+    engine::set_target(shared, pid)?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), ScriptError> {
+    if cli.list {
+        reach::say!("{}", playbooks::list_text());
+        return Ok(());
+    }
     if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
         return Err(usage(format!(
             "--timeout must be a positive number of seconds, not {}",
@@ -86,28 +137,28 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         ..Settings::default()
     };
     let shared = Session::new(settings, cli.dry_run);
-    if let Some(spec) = &cli.pid {
-        let pid = match spec.parse::<i32>() {
-            Ok(pid) => pid,
-            Err(_) => {
-                procinfo::find_by_name(spec).map_err(|e| ScriptError::Runtime(e.to_string()))?
-            }
-        };
-        engine::set_target(&shared, pid)?;
-    }
 
     let (source, origin, args) = if !cli.eval.is_empty() {
         if cli.script.is_some() {
             return Err(usage("give either -e or a script, not both".into()));
         }
         (cli.eval.join(";\n"), None, Vec::new())
-    } else if let Some(path) = &cli.script {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("cannot read script {path}: {e}")))?;
-        (text, Some(path.clone()), cli.args.clone())
+    } else if let Some(script) = &cli.script {
+        let (text, origin) = load_script(script)?;
+        // Everything after SCRIPT is the script's; say so when it looks
+        // like one of reach's own options was meant.
+        if let Some(flag) = cli.args.iter().find(|a| is_reach_option(a)) {
+            return Err(usage(format!(
+                "{flag} after the script is an argument of the script; put reach's options first: reach {flag} -p PID {script} ..."
+            )));
+        }
+        (text, Some(origin), cli.args.clone())
     } else {
         if std::io::stdin().is_terminal() {
-            return Err(usage("no -e and no script given: try `reach -p PID -e 'call(\"getpid\", [])'` or `reach --help`".into()));
+            // Lines typed later may ask for errno(): capture it after each call.
+            shared.borrow_mut().settings.capture_errno = true;
+            attach(&shared, cli.pid.as_deref())?;
+            return repl::run(&shared, cli.json);
         }
         let mut text = String::new();
         std::io::stdin()
@@ -118,9 +169,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
     // errno is read after each call only if the script can ask for it: it
     // costs one more injected call per thread.
     shared.borrow_mut().settings.capture_errno = source.contains("errno");
-    if let Some(t) = &shared.borrow().current {
-        t.0.borrow_mut().settings = shared.borrow().settings.clone();
-    }
+    attach(&shared, cli.pid.as_deref())?;
 
     let engine = engine::new_engine(&shared);
     let mut scope = engine::new_scope(&shared, &args);
@@ -137,7 +186,7 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         return Err(ScriptError::Runtime(e.to_string()));
     }
     if let Some(text) = output::render(&value, cli.json) {
-        println!("{text}");
+        reach::say!("{text}");
     }
     Ok(())
 }

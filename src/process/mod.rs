@@ -3,15 +3,21 @@
 //!
 //! Owns: what a target is (`target.rs`), the stop window (`stop.rs`),
 //! remote function calls and system calls (`call.rs`), name → address
-//! (`symbols.rs`) and what `/proc` says about a process (`procinfo.rs`).
+//! (`symbols/`), the memory map (`maps.rs`), what `/proc` says about a
+//! process (`procinfo.rs`), its descriptors and sockets (`fds.rs`),
+//! threads (`threads.rs`) and signal dispositions (`signals.rs`).
 //! Must never print and never know about Rhai: it returns typed errors and
 //! values, and `script/` decides how they look.
 
 pub mod call;
+pub mod fds;
+pub mod maps;
 pub mod procinfo;
+pub mod signals;
 pub mod stop;
 pub mod symbols;
 pub mod target;
+pub mod threads;
 
 use nix::errno::Errno;
 
@@ -71,6 +77,8 @@ pub enum Error {
     Symbol(#[from] symbols::SymbolError),
     #[error(transparent)]
     Call(#[from] call::CallError),
+    #[error(transparent)]
+    Fd(#[from] fds::FdError),
 }
 
 impl Error {

@@ -69,6 +69,17 @@ pub fn comm(pid: i32) -> Option<String> {
     Some(s.trim_end().to_string())
 }
 
+/// The `Key: value` lines of `/proc/PID/status`, in order (see proc(5)).
+pub fn status_fields(pid: i32) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|_| Error::TargetExited(pid))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect())
+}
+
 /// Thread ids of `pid` in directory order.
 pub fn tasks(pid: i32) -> Result<Vec<i32>> {
     let dir =

@@ -4,6 +4,7 @@
 //! open.
 
 use super::call::{self, Arg, Limits};
+use super::maps::{self, Mapping};
 use super::procinfo::{self, Identity};
 use super::stop::StopWindow;
 use super::symbols::{Kind, Resolved, Symbols};
@@ -160,6 +161,18 @@ impl Target {
         Ok(self.symbols.resolve(self.id.pid, name)?.addr)
     }
 
+    /// The fields of `/proc/PID/status` (state, TracerPid, SigIgn, …), read
+    /// without stopping anything.
+    pub fn status(&self) -> Result<Vec<(String, String)>> {
+        self.check_alive()?;
+        procinfo::status_fields(self.id.pid)
+    }
+
+    /// Function names in the target starting with `prefix` (for completion).
+    pub fn function_names(&mut self, prefix: &str, limit: usize) -> Vec<String> {
+        self.symbols.function_names(self.id.pid, prefix, limit)
+    }
+
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
@@ -259,6 +272,16 @@ impl Target {
         self.check_alive()?;
         let insn = self.syscall_insn()?;
         self.in_window(|win, _, limits| call::raw_syscall(win, what, nr, args, insn, limits))
+    }
+
+    /// The target's memory mappings. Never stops the target.
+    pub fn maps(&self) -> Result<Vec<Mapping>> {
+        let pid = self.id.pid;
+        let text = maps::read_text(pid).map_err(|e| Error::Proc {
+            pid,
+            msg: e.to_string(),
+        })?;
+        Ok(maps::parse(&text))
     }
 
     /// Read `len` bytes at `addr`. Never stops the target.

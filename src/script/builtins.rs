@@ -21,7 +21,7 @@ pub struct Builtin {
     register: fn(&mut Engine, &Shared),
 }
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -62,8 +62,8 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sym",
         signature: "sym(name) -> int  |  t.sym(name)",
-        summary: "address of a symbol in the target (name@VERSION accepted)",
-        example: "sym(\"malloc\")",
+        summary: "address of a symbol in the target, found as its dynamic linker would; name@VERSION and OBJECT:name (libc.so.6:malloc, libc:malloc) accepted",
+        example: "sym(\"libc:malloc\")",
         register: reg_sym,
     },
     Builtin {
@@ -88,6 +88,20 @@ pub const BUILTINS: &[Builtin] = &[
         register: reg_write,
     },
     Builtin {
+        name: "maps",
+        signature: "maps() -> array of map  |  t.maps()",
+        summary: "the target's memory mappings: start, end, perms, offset, dev, inode, path (never stops it)",
+        example: "maps().filter(|m| m.path.contains(\"libc\"))",
+        register: reg_maps,
+    },
+    Builtin {
+        name: "status",
+        signature: "status() -> map  |  t.status()",
+        summary: "the fields of /proc/PID/status as strings (State, TracerPid, SigIgn, …); never stops the target",
+        example: "parse_int(status().SigIgn, 16) & (1 << (SIGPIPE - 1)) != 0",
+        register: reg_status,
+    },
+    Builtin {
         name: "freeze",
         signature: "freeze()  |  t.freeze()",
         summary: "stop every thread of the target and keep it stopped across operations until thaw()",
@@ -102,11 +116,46 @@ pub const BUILTINS: &[Builtin] = &[
         register: reg_thaw,
     },
     Builtin {
+        name: "fds",
+        signature: "fds() -> array of Fd  |  t.fds()",
+        summary: "the target's open descriptors with socket details and waiting threads (never stops it)",
+        example: "fds().filter(|f| f.state == \"CLOSE_WAIT\")",
+        register: super::fds::reg_fds,
+    },
+    Builtin {
+        name: "shutdown",
+        signature: "f.shutdown(how) -> int",
+        summary: "shut socket f down from outside the target (pidfd_getfd; an injected call where unavailable)",
+        example: "fds().filter(|f| f.remote == \"10.0.0.7:443\")[0].shutdown(SHUT_RDWR)",
+        register: super::fds::reg_shutdown,
+    },
+    Builtin {
+        name: "threads",
+        signature: "threads() -> array of Thread  |  t.threads()",
+        summary: "each thread: tid, name, state, the system call it is blocked in and on which fd",
+        example: "threads().filter(|t| t.syscall == \"recvfrom\")",
+        register: super::fds::reg_threads,
+    },
+    Builtin {
+        name: "signals",
+        signature: "signals() -> map of Signal  |  t.signals()",
+        summary: "each signal's disposition: ignored, caught, blocked, pending (from /proc, no stop)",
+        example: "signals().SIGPIPE.ignored",
+        register: super::fds::reg_signals,
+    },
+    Builtin {
         name: "pgrep",
         signature: "pgrep(pattern) -> array of int",
         summary: "pids whose name is pattern or whose command line contains it",
         example: "pgrep(\"nginx\")",
         register: reg_pgrep,
+    },
+    Builtin {
+        name: "pause",
+        signature: "pause(ms)",
+        summary: "wait ms milliseconds in reach (the target keeps running); Ctrl-C ends it",
+        example: "pause(200); fds()",
+        register: reg_pause,
     },
     Builtin {
         name: "help",
@@ -226,7 +275,7 @@ fn usage(msg: String) -> Box<EvalAltResult> {
 }
 
 /// The current target, or an error saying how to get one.
-fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
+pub(super) fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
     shared
         .borrow()
         .current
@@ -295,7 +344,7 @@ fn do_call(t: &mut Target, s: &Session, name: &str, args: &Array) -> RhaiResult<
     let converted = to_args("call", args).map_err(usage)?;
     if s.dry_run {
         let addr = t.sym(name).map_err(fail)?;
-        println!(
+        crate::say!(
             "dry-run: would call {name}({}) at {addr:#x} in pid {}",
             describe(args),
             t.pid()
@@ -368,7 +417,7 @@ fn syscall_number(name: &str) -> RhaiResult<u64> {
 fn do_syscall(t: &mut Target, s: &Session, what: &str, nr: u64, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("syscall", args).map_err(usage)?;
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would make system call {what}({}) (nr {nr}) in pid {}",
             describe(args),
             t.pid()
@@ -430,9 +479,28 @@ fn reg_read_cstr(engine: &mut Engine, shared: &Shared) {
     });
 }
 
+fn reg_maps(engine: &mut Engine, shared: &Shared) {
+    both!(engine, shared, "maps", |t, _s| {
+        let maps = t.maps().map_err(fail)?;
+        RhaiResult::Ok(maps.into_iter().map(mapping_value).collect::<Array>())
+    });
+}
+
+fn mapping_value(m: process::maps::Mapping) -> Dynamic {
+    let mut map = rhai::Map::new();
+    map.insert("start".into(), (m.start as i64).into());
+    map.insert("end".into(), (m.end as i64).into());
+    map.insert("perms".into(), m.perms.into());
+    map.insert("offset".into(), (m.offset as i64).into());
+    map.insert("dev".into(), m.dev.into());
+    map.insert("inode".into(), (m.inode as i64).into());
+    map.insert("path".into(), m.path.into());
+    map.into()
+}
+
 fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {
     if s.dry_run {
-        println!(
+        crate::say!(
             "dry-run: would write {} bytes at {addr:#x} in pid {}",
             data.len(),
             t.pid()
@@ -453,10 +521,22 @@ fn reg_write(engine: &mut Engine, shared: &Shared) {
     });
 }
 
+fn reg_status(engine: &mut Engine, shared: &Shared) {
+    both!(engine, shared, "status", |t, _s| {
+        let fields = t.status().map_err(fail)?;
+        RhaiResult::Ok(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                .collect::<rhai::Map>(),
+        )
+    });
+}
+
 fn reg_freeze(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "freeze", |t, s| {
         if s.dry_run {
-            println!("dry-run: would stop every thread of pid {}", t.pid());
+            crate::say!("dry-run: would stop every thread of pid {}", t.pid());
             return Ok(());
         }
         t.freeze().map_err(fail)
@@ -476,14 +556,34 @@ fn reg_pgrep(engine: &mut Engine, _shared: &Shared) {
     });
 }
 
+fn reg_pause(engine: &mut Engine, _shared: &Shared) {
+    engine.register_fn("pause", |ms: i64| -> RhaiResult<()> {
+        const MAX: i64 = 600_000;
+        if !(0..=MAX).contains(&ms) {
+            return Err(usage(format!(
+                "pause takes 0 to {MAX} milliseconds, not {ms}"
+            )));
+        }
+        // Short naps, so Ctrl-C (a flag, see sys::interrupt) ends it soon.
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms as u64);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if crate::sys::interrupt::pending().is_some() {
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+        }
+        Ok(())
+    });
+}
+
 fn reg_help(engine: &mut Engine, _shared: &Shared) {
     engine.register_fn("help", || {
-        println!("{}", help_text(None));
+        crate::say!("{}", help_text(None));
     });
     engine.register_fn("help", |name: &str| -> RhaiResult<()> {
         match BUILTINS.iter().find(|b| b.name == name) {
             Some(_) => {
-                println!("{}", help_text(Some(name)));
+                crate::say!("{}", help_text(Some(name)));
                 Ok(())
             }
             None => Err(usage(format!(
@@ -499,12 +599,14 @@ pub fn help_text(name: Option<&str>) -> String {
         Some(b) => format!("{}\n  {}\n  example: {}", b.signature, b.summary, b.example),
         None => {
             let width = BUILTINS.iter().map(|b| b.name.len()).max().unwrap_or(0);
-            let mut out = String::from("builtins (help(\"name\") for one, with an example):\n");
+            let mut out = String::from("builtins (help(\"name\") shows one in full):\n");
             for b in BUILTINS {
                 out.push_str(&format!("  {:width$}  {}\n", b.name, b.summary));
+                out.push_str(&format!("  {:width$}    e.g. {}\n", "", b.example));
             }
             out.push_str("constants: SHUT_RDWR, SIGPIPE, SIG_IGN, AF_INET, O_RDONLY, EBADF, … (the usual libc names)\n");
-            out.push_str("in scripts: PID (the -p target) and ARGS (the script's arguments)");
+            out.push_str("in scripts: PID (the -p target), ARGS (the script's arguments) and DRY_RUN (true with --dry-run)\n");
+            out.push_str("recovery playbooks: `reach --list`");
             out
         }
     }

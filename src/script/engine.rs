@@ -38,14 +38,16 @@ pub fn new_engine(shared: &Shared) -> Engine {
     // Ctrl-C / SIGTERM to reach end a running script (a call in progress
     // is abandoned and its target restored by the call itself).
     engine.on_progress(|_| interrupt::pending().map(|sig| Dynamic::from(sig as i64)));
-    engine.on_print(|s| println!("{s}"));
+    engine.on_print(|s| crate::say!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
     engine
 }
 
-/// A scope holding `PID` (when there is a target) and `ARGS`.
+/// A scope holding `PID` (when there is a target), `ARGS` and `DRY_RUN`.
 pub fn new_scope(shared: &Shared, args: &[String]) -> Scope<'static> {
     let mut scope = Scope::new();
+    // Playbooks skip their checks of the effect when nothing was changed.
+    scope.push_constant("DRY_RUN", shared.borrow().dry_run);
     if let Some(t) = &shared.borrow().current {
         scope.push_constant("PID", t.pid() as i64);
     }

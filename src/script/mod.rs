@@ -3,14 +3,19 @@
 //!
 //! Owns: the engine setup (`engine.rs`), the one table of builtins that
 //! drives registration, `help()` and completion (`builtins.rs`), argument
-//! conversion (`args.rs`) and rendering of results (`output.rs`).
+//! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`),
+//! the Fd, Thread and Signal values (`fds.rs`) and the built-in playbooks
+//! of `scripts/` (`playbooks.rs`).
 //! Must never touch ptrace or `/proc` directly: everything goes through
 //! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
 
 pub mod args;
 pub mod builtins;
 pub mod engine;
+pub mod fds;
 pub mod output;
+pub mod playbooks;
+pub mod table;
 
 use crate::process::{Settings, Target};
 use std::cell::RefCell;

@@ -5,6 +5,21 @@ use super::builtins::target_label;
 use rhai::{Array, Blob, Dynamic, Map};
 use serde_json::{Value, json};
 
+/// Print a line on stdout. A closed stdout (`reach … | head`) is no error
+/// worth a panic: the rest of the output is dropped.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// `println!` that survives a closed stdout: see [`say`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::script::output::say(&format!($($arg)*))
+    };
+}
+
 /// Text for the value of the last expression; `None` for `()`.
 pub fn render(value: &Dynamic, as_json: bool) -> Option<String> {
     if value.is_unit() {
@@ -20,6 +35,9 @@ pub fn render(value: &Dynamic, as_json: bool) -> Option<String> {
 pub fn to_text(value: &Dynamic) -> String {
     if value.is_string() {
         return value.clone().into_string().unwrap_or_default();
+    }
+    if let Some(table) = super::fds::to_text(value) {
+        return table;
     }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         return target_label(&t);
@@ -49,6 +67,9 @@ pub fn to_json(value: &Dynamic) -> Value {
     }
     if value.is_string() {
         return json!(value.clone().into_string().unwrap_or_default());
+    }
+    if let Some(v) = super::fds::to_json(value) {
+        return v;
     }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         let t = t.0.borrow();

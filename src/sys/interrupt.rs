@@ -51,6 +51,19 @@ pub fn clear() {
     PENDING.store(0, Ordering::SeqCst);
 }
 
+/// For a helper thread: block every signal in it, so SIGINT, SIGTERM and
+/// the ticking SIGALRM always reach the main thread, whose blocking waits
+/// rely on being interrupted by them.
+pub fn block_in_this_thread() {
+    let _ = SigSet::all().thread_block();
+}
+
+/// Send reach itself a SIGINT (to end a blocking terminal read whose
+/// library stops on SIGINT only).
+pub fn raise_interrupt() {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), Signal::SIGINT);
+}
+
 /// A periodic SIGALRM while it lives, so blocking waits wake up to check
 /// deadlines and [`pending`].
 pub struct Ticker(());

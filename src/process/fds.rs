@@ -1,0 +1,1056 @@
+//! A target's open descriptors with socket details, read from `/proc`
+//! without stopping it, and shutting a socket down from outside.
+//!
+//! Cost is linear in the number of descriptors: one `readlink` and one
+//! `fdinfo` read per descriptor (plus a `stat` for anything that is not a
+//! socket, pipe or anon inode), then one pass over each socket table of the
+//! **target's** network namespace (`/proc/PID/net/…`), joined by inode.
+//! Tables are read in order of how common they are and only until every
+//! socket is found. Odd data never aborts the listing: a descriptor closed
+//! meanwhile is left out, a field that does not parse reads `?`.
+
+use super::target::Target;
+use super::threads;
+use super::{Arg, Error, Result};
+use crate::sys::procdir::ProcDir;
+use crate::sys::{pidfd, socket};
+use nix::errno::Errno;
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a descriptor refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Socket,
+    File,
+    Dir,
+    /// An anonymous pipe or a named FIFO.
+    Pipe,
+    /// An anon inode: eventfd, epoll, timerfd, signalfd, inotify, …
+    Anon,
+    Char,
+    Block,
+    /// A namespace (`net:[…]`, `mnt:[…]`, …).
+    Ns,
+    /// Vanished or unrecognised.
+    Unknown,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Socket => "socket",
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Pipe => "pipe",
+            Kind::Anon => "anon",
+            Kind::Char => "char",
+            Kind::Block => "block",
+            Kind::Ns => "ns",
+            Kind::Unknown => "?",
+        }
+    }
+}
+
+/// One open descriptor of the target. Socket fields are `None` for other
+/// kinds; a socket field the kernel's table did not make clear is `"?"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fd {
+    pub fd: i32,
+    pub kind: Kind,
+    /// What `/proc/PID/fd/N` links to (` (deleted)` included).
+    pub path: String,
+    /// The file was unlinked (or is a memfd).
+    pub deleted: bool,
+    /// For anon inodes: `eventfd`, `epoll`, `timerfd`, `signalfd`, …
+    pub anon: Option<String>,
+    pub inode: Option<u64>,
+    /// File offset, from `/proc/PID/fdinfo/N`.
+    pub pos: Option<u64>,
+    /// Open flags (`O_*`, octal in fdinfo), from `/proc/PID/fdinfo/N`.
+    pub flags: Option<u32>,
+    /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, `netlink`, `raw`, `packet`, …
+    pub proto: Option<String>,
+    /// `stream`, `dgram`, `seqpacket`, `raw`.
+    pub sock_type: Option<String>,
+    /// `ESTABLISHED`, `CLOSE_WAIT`, `LISTEN`, … (the kernel's and lsof's
+    /// spelling); `UNCONN` for an unconnected datagram socket.
+    pub state: Option<String>,
+    /// `ip:port` (`[ip6]:port`), a unix path (`@name` if abstract), …
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub local_port: Option<u16>,
+    pub remote_port: Option<u16>,
+    /// Bytes queued to read (for LISTEN: connections waiting for accept).
+    pub rx_queue: Option<u64>,
+    /// Bytes queued to send (0 for LISTEN: `/proc/net/tcp` does not show
+    /// the backlog limit that `ss` gets from sock_diag).
+    pub tx_queue: Option<u64>,
+    /// Threads blocked in a system call on this descriptor.
+    pub waiters: Vec<i32>,
+}
+
+impl Fd {
+    fn new(fd: i32, kind: Kind, path: String) -> Fd {
+        Fd {
+            fd,
+            kind,
+            path,
+            deleted: false,
+            anon: None,
+            inode: None,
+            pos: None,
+            flags: None,
+            proto: None,
+            sock_type: None,
+            state: None,
+            local: None,
+            remote: None,
+            local_port: None,
+            remote_port: None,
+            rx_queue: None,
+            tx_queue: None,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// The open flags by name: `O_RDWR|O_NONBLOCK|O_CLOEXEC`.
+    pub fn flag_names(&self) -> Option<String> {
+        self.flags.map(flag_names)
+    }
+
+    fn set_socket(&mut self, s: &SockRow) {
+        self.proto = Some(s.proto.to_string());
+        self.sock_type = s.sock_type.map(str::to_string);
+        self.state = Some(s.state.clone());
+        self.local = Some(s.local.clone());
+        self.remote = s.remote.clone();
+        self.local_port = s.local_port;
+        self.remote_port = s.remote_port;
+        self.rx_queue = s.rx_queue;
+        self.tx_queue = s.tx_queue;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FdError {
+    #[error("fd {fd} is a {kind}, not a socket")]
+    NotASocket { fd: i32, kind: &'static str },
+    #[error("shutdown how must be SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2), not {0}")]
+    BadHow(i64),
+    #[error("fd {fd} is no longer open in pid {pid}")]
+    Closed { pid: i32, fd: i32 },
+    #[error(
+        "fd {fd} now refers to another file (inode {now}, was {was}): the target closed it and reused the number; list fds() again"
+    )]
+    Reused { fd: i32, was: u64, now: u64 },
+    #[error("shutdown of fd {fd} failed: {errno}")]
+    Shutdown { fd: i32, errno: Errno },
+    #[error("shutdown of fd {fd} inside the target failed: {}", errno.map_or("unknown error".to_string(), |e| Errno::from_raw(e).to_string()))]
+    Injected { fd: i32, errno: Option<i32> },
+}
+
+/// How a socket was shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownPath {
+    /// `pidfd_getfd` copied the descriptor into reach and `shutdown()` ran
+    /// on the copy: no stop window at all.
+    Pidfd,
+    /// `pidfd_getfd` is unavailable (Linux < 5.6), so `shutdown()` was
+    /// called inside the target.
+    InjectedCall,
+}
+
+impl ShutdownPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownPath::Pidfd => "pidfd",
+            ShutdownPath::InjectedCall => "injected call",
+        }
+    }
+}
+
+fn proc_error(pid: i32, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess(pid.to_string()),
+        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
+        _ => Error::Proc {
+            pid,
+            msg: e.to_string(),
+        },
+    }
+}
+
+/// Every open descriptor of `pid`, in fd order, with socket details and
+/// waiters.
+///
+/// The first socket tables (the TCP ones, by far the largest in practice)
+/// are read on a second thread while this one walks the descriptors: the
+/// two cost about the same, and the kernel's formatting of a big table is
+/// the one part that cannot be made cheaper from here. If the target turns
+/// out to hold no socket, that read is abandoned.
+pub fn list(pid: i32) -> Result<Vec<Fd>> {
+    let fd_path = format!("/proc/{pid}/fd");
+    let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
+    let entries = std::fs::read_dir(&fd_path).map_err(|e| proc_error(pid, e))?;
+    let abandon = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let early = s.spawn(|| {
+            (0..EARLY_TABLES)
+                .map(|t| load_table(pid, t, &abandon))
+                .collect::<Vec<_>>()
+        });
+        let mut fds = walk(pid, &fd_dir, entries);
+        if !fds.iter().any(|f| f.kind == Kind::Socket) {
+            abandon.store(true, Ordering::Relaxed);
+        }
+        let early = early.join().unwrap_or_default();
+        join_sockets(pid, &mut fds, early);
+        add_waiters(pid, &mut fds);
+        Ok(fds)
+    })
+}
+
+/// Describe each entry of `/proc/PID/fd`, sorted by fd.
+fn walk(pid: i32, fd_dir: &ProcDir, entries: std::fs::ReadDir) -> Vec<Fd> {
+    let info_dir = ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok();
+    let mut fds = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(fd) = name.parse::<i32>() else {
+            continue;
+        };
+        // Closed since the directory was read: leave it out.
+        let Ok(target) = fd_dir.readlink(name) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        fds.push(describe(pid, fd, info_dir.as_ref(), target));
+    }
+    fds.sort_unstable_by_key(|f| f.fd);
+    fds
+}
+
+/// Kind, path and fdinfo of one descriptor, from its link text. Sockets
+/// skip fdinfo: their position is meaningless, and with thousands of them
+/// it would double the cost of the listing.
+fn describe(pid: i32, fd: i32, info_dir: Option<&ProcDir>, target: String) -> Fd {
+    let (kind, inode, anon) = classify(&target);
+    let mut f = Fd::new(fd, kind, target);
+    f.inode = inode;
+    f.anon = anon;
+    if f.kind != Kind::Socket
+        && let Some(info) = info_dir.and_then(|d| read_fdinfo(d, fd))
+    {
+        f.pos = info.pos;
+        f.flags = info.flags;
+        f.inode = f.inode.or(info.ino);
+    }
+    if f.kind == Kind::Unknown {
+        // A path (or something new): ask the file itself.
+        match std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
+            Ok(meta) => {
+                let t = meta.file_type();
+                f.kind = if t.is_dir() {
+                    Kind::Dir
+                } else if t.is_file() {
+                    Kind::File
+                } else if t.is_char_device() {
+                    Kind::Char
+                } else if t.is_block_device() {
+                    Kind::Block
+                } else if t.is_fifo() {
+                    Kind::Pipe
+                } else if t.is_socket() {
+                    Kind::Socket
+                } else {
+                    Kind::Unknown
+                };
+                f.inode = Some(std::os::unix::fs::MetadataExt::ino(&meta));
+            }
+            Err(_) => f.kind = Kind::Unknown,
+        }
+        f.deleted = f.path.ends_with(" (deleted)");
+    }
+    f
+}
+
+/// Recognise the link texts that are not paths: `socket:[N]`, `pipe:[N]`,
+/// `anon_inode:[eventfd]`, `net:[N]`, … Anything else is `Unknown` here and
+/// looked at with `stat`.
+fn classify(target: &str) -> (Kind, Option<u64>, Option<String>) {
+    if target.starts_with('/') {
+        return (Kind::Unknown, None, None);
+    }
+    if let Some(name) = target.strip_prefix("anon_inode:") {
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let name = match name {
+            "eventpoll" => "epoll",
+            other => other,
+        };
+        return (Kind::Anon, None, Some(name.to_string()));
+    }
+    let Some((prefix, rest)) = target.split_once(":[") else {
+        return (Kind::Unknown, None, None);
+    };
+    let inode = rest.strip_suffix(']').and_then(|n| n.parse().ok());
+    let kind = match prefix {
+        "socket" => Kind::Socket,
+        "pipe" => Kind::Pipe,
+        "pidfd" => return (Kind::Anon, inode, Some("pidfd".into())),
+        "net" | "mnt" | "uts" | "ipc" | "pid" | "user" | "cgroup" | "time" | "pid_for_children"
+        | "time_for_children" => Kind::Ns,
+        _ => Kind::Unknown,
+    };
+    (kind, inode, None)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct FdInfo {
+    pos: Option<u64>,
+    flags: Option<u32>,
+    ino: Option<u64>,
+}
+
+fn read_fdinfo(dir: &ProcDir, fd: i32) -> Option<FdInfo> {
+    let mut text = String::new();
+    dir.read_to_string(&fd.to_string(), &mut text).ok()?;
+    Some(parse_fdinfo(&text))
+}
+
+fn parse_fdinfo(text: &str) -> FdInfo {
+    let mut info = FdInfo::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "pos" => info.pos = value.parse().ok(),
+            "flags" => info.flags = u32::from_str_radix(value, 8).ok(),
+            "ino" => info.ino = value.parse().ok(),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// One row of a socket table, as the Fd fields want it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SockRow {
+    proto: &'static str,
+    sock_type: Option<&'static str>,
+    state: String,
+    local: String,
+    remote: Option<String>,
+    local_port: Option<u16>,
+    remote_port: Option<u16>,
+    rx_queue: Option<u64>,
+    tx_queue: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// tcp, udp, raw, icmp and their v6 twins (net/ipv4/tcp_ipv4.c,
+    /// `get_tcp4_sock`; net/ipv4/udp.c, `udp4_format_sock`).
+    Inet {
+        tcp: bool,
+        sock_type: &'static str,
+    },
+    Unix,
+    Netlink,
+    Packet,
+}
+
+/// The tables under `/proc/PID/net`, most common first. The first
+/// [`EARLY_TABLES`] are read while the descriptors are being walked.
+const TABLES: &[(&str, &str, Format)] = &[
+    ("tcp", "tcp", INET_TCP),
+    ("tcp6", "tcp6", INET_TCP),
+    ("unix", "unix", Format::Unix),
+    ("udp", "udp", INET_UDP),
+    ("udp6", "udp6", INET_UDP),
+    ("netlink", "netlink", Format::Netlink),
+    ("raw", "raw", INET_RAW),
+    ("raw6", "raw6", INET_RAW),
+    ("packet", "packet", Format::Packet),
+    ("icmp", "icmp", INET_UDP),
+    ("icmp6", "icmp6", INET_UDP),
+    ("udplite", "udplite", INET_UDP),
+    ("udplite6", "udplite6", INET_UDP),
+];
+const EARLY_TABLES: usize = 2;
+const INET_TCP: Format = Format::Inet {
+    tcp: true,
+    sock_type: "stream",
+};
+const INET_UDP: Format = Format::Inet {
+    tcp: false,
+    sock_type: "dgram",
+};
+const INET_RAW: Format = Format::Inet {
+    tcp: false,
+    sock_type: "raw",
+};
+
+/// Read a whole table, or `None` if it does not exist (protocol not built
+/// in) or `abandon` was set meanwhile. Big reads: the kernel formats
+/// one page per `read()` whatever the size, but fewer calls still help.
+fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(format!("/proc/{pid}/net/{file}")).ok()?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0;
+    loop {
+        if abandon.load(Ordering::Relaxed) {
+            return None;
+        }
+        if buf.len() - len < 1 << 15 {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Some(buf);
+            }
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Read and index table number `i` of [`TABLES`].
+fn load_table(pid: i32, i: usize, abandon: &AtomicBool) -> Option<Table> {
+    let (file, _, format) = TABLES[i];
+    read_table(pid, file, abandon).map(|text| Table::index(format, text))
+}
+
+/// Fill in every socket's details: one pass per table, stopping once all
+/// socket inodes are found. `early` holds the first tables if they were
+/// read already.
+fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
+    // inode → indexes into fds (dup'ed descriptors share one socket).
+    let mut wanted: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, f) in fds.iter().enumerate() {
+        if let (Kind::Socket, Some(ino)) = (f.kind, f.inode) {
+            wanted.entry(ino).or_default().push(i);
+        }
+    }
+    let mut early = early.into_iter();
+    let never = AtomicBool::new(false);
+    for (t, (_, proto, format)) in TABLES.iter().enumerate() {
+        let pre_read = early.next().flatten();
+        if wanted.is_empty() {
+            break;
+        }
+        let Some(table) = pre_read.or_else(|| load_table(pid, t, &never)) else {
+            continue;
+        };
+        wanted.retain(|inode, indexes| match table.row(*format, proto, *inode) {
+            Some(row) => {
+                for &i in indexes.iter() {
+                    fds[i].set_socket(&row);
+                }
+                false
+            }
+            None => true,
+        });
+    }
+    // Sockets in no table (a protocol without one, or gone meanwhile):
+    // the kernel still knows each one's protocol name.
+    for indexes in wanted.into_values() {
+        for i in indexes {
+            let f = &mut fds[i];
+            let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
+            f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
+            f.state = Some("?".into());
+        }
+    }
+}
+
+/// `TCPv6` → `tcp6`, `NETLINK` → `netlink`, `UNIX-STREAM` → `unix`.
+fn proto_from_xattr(name: &str) -> String {
+    let name = name.split('-').next().unwrap_or(name);
+    name.to_ascii_lowercase().replace("v6", "6")
+}
+
+impl Format {
+    /// Which whitespace-separated column holds the socket inode.
+    fn inode_column(self) -> usize {
+        match self {
+            Format::Inet { .. } => 9,
+            Format::Unix => 6,
+            Format::Netlink => 9,
+            Format::Packet => 8,
+        }
+    }
+}
+
+/// A socket table read whole, with each row's position by inode.
+struct Table {
+    text: String,
+    rows: HashMap<u64, std::ops::Range<usize>>,
+}
+
+impl Table {
+    /// Index every row whose inode parses; the header and odd rows are
+    /// passed over (an odd row cannot be joined anyway).
+    fn index(format: Format, text: Vec<u8>) -> Table {
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let col = format.inode_column();
+        let mut rows = HashMap::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let end = start + line.len();
+            if let Some(inode) = nth_field(line.as_bytes(), col).and_then(parse_u64) {
+                rows.insert(inode, start..end);
+            }
+            start = end;
+        }
+        Table { text, rows }
+    }
+
+    fn row(&self, format: Format, proto: &'static str, inode: u64) -> Option<SockRow> {
+        let line = self.text.get(self.rows.get(&inode)?.clone())?;
+        Some(parse_row(format, proto, line.trim_end_matches('\n')))
+    }
+}
+
+/// The `n`th whitespace-separated field of `line`, without allocating.
+fn nth_field(line: &[u8], n: usize) -> Option<&[u8]> {
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    fields.nth(n)
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Parse one table row into the Fd fields; what does not parse reads `?`.
+fn parse_row(format: Format, proto: &'static str, line: &str) -> SockRow {
+    let w: Vec<&str> = line
+        .split_ascii_whitespace()
+        .take(format.inode_column() + 1)
+        .collect();
+    match format {
+        Format::Inet { tcp, sock_type } => inet_row(proto, tcp, sock_type, &w),
+        Format::Unix => unix_row(&w, unix_path(line, w.len())),
+        Format::Netlink => netlink_row(&w),
+        Format::Packet => packet_row(&w),
+    }
+}
+
+const UNKNOWN: &str = "?";
+
+fn unknown_row(proto: &'static str) -> SockRow {
+    SockRow {
+        proto,
+        sock_type: None,
+        state: UNKNOWN.into(),
+        local: UNKNOWN.into(),
+        remote: Some(UNKNOWN.into()),
+        local_port: None,
+        remote_port: None,
+        rx_queue: None,
+        tx_queue: None,
+    }
+}
+
+/// `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt
+/// uid timeout inode …`
+fn inet_row(proto: &'static str, tcp: bool, sock_type: &'static str, w: &[&str]) -> SockRow {
+    let mut row = unknown_row(proto);
+    row.sock_type = Some(sock_type);
+    if let Some((ip, port)) = w.get(1).and_then(|a| parse_addr(a)) {
+        row.local = SocketAddr::new(ip, port).to_string();
+        row.local_port = Some(port);
+    }
+    if let Some((ip, port)) = w.get(2).and_then(|a| parse_addr(a)) {
+        row.remote = Some(SocketAddr::new(ip, port).to_string());
+        row.remote_port = Some(port);
+    }
+    if let Some(st) = w.get(3).and_then(|s| u8::from_str_radix(s, 16).ok()) {
+        row.state = inet_state(st, tcp).to_string();
+    }
+    if let Some((tx, rx)) = w.get(4).and_then(|q| q.split_once(':')) {
+        row.tx_queue = u64::from_str_radix(tx, 16).ok();
+        row.rx_queue = u64::from_str_radix(rx, 16).ok();
+    }
+    row
+}
+
+/// `ADDR:PORT` in hex as the kernel prints it: each 32-bit word of the
+/// address as a host-order integer (`%08X` of a `__be32`), the port already
+/// in host order. IPv4-mapped IPv6 addresses come back as IPv4.
+fn parse_addr(s: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| {
+        addr.get(i * 8..i * 8 + 8)
+            .and_then(|w| u32::from_str_radix(w, 16).ok())
+            .map(u32::to_ne_bytes)
+    };
+    let ip: IpAddr = match addr.len() {
+        8 => Ipv4Addr::from(word(0)?).into(),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            let v6 = Ipv6Addr::from(bytes);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => v4.into(),
+                None => v6.into(),
+            }
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// TCP states (include/net/tcp_states.h) as the kernel, netstat and lsof
+/// spell them. A datagram or raw socket only uses ESTABLISHED (connected)
+/// and CLOSE, which `ss` calls UNCONN.
+fn inet_state(st: u8, tcp: bool) -> &'static str {
+    match st {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 if tcp => "CLOSE",
+        7 => "UNCONN",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => UNKNOWN,
+    }
+}
+
+/// The path column of `/proc/net/unix`: everything after the inode, which
+/// may contain spaces. Abstract names already start with `@`
+/// (net/unix/af_unix.c, `unix_seq_show`).
+fn unix_path(line: &str, fields: usize) -> Option<String> {
+    let mut rest = line.trim_start();
+    for _ in 0..fields {
+        let end = rest.find(|c: char| c.is_ascii_whitespace())?;
+        rest = rest[end..].trim_start();
+    }
+    (!rest.is_empty()).then(|| rest.to_string())
+}
+
+/// `Num RefCount Protocol Flags Type St Inode [Path]`
+fn unix_row(w: &[&str], path: Option<String>) -> SockRow {
+    let mut row = unknown_row("unix");
+    row.remote = None;
+    row.local = path.unwrap_or_default();
+    let hex = |i: usize| w.get(i).and_then(|s| u32::from_str_radix(s, 16).ok());
+    row.sock_type = match hex(4) {
+        Some(1) => Some("stream"),
+        Some(2) => Some("dgram"),
+        Some(5) => Some("seqpacket"),
+        _ => None,
+    };
+    // __SO_ACCEPTCON in Flags marks a listening socket; St is the
+    // socket_state enum (include/uapi/linux/net.h).
+    const ACCEPTCON: u32 = 1 << 16;
+    row.state = match (hex(3), hex(5)) {
+        (Some(flags), _) if flags & ACCEPTCON != 0 => "LISTEN",
+        (_, Some(1)) => "UNCONN",
+        (_, Some(2)) => "CONNECTING",
+        (_, Some(3)) => "ESTABLISHED",
+        (_, Some(4)) => "DISCONNECTING",
+        _ => UNKNOWN,
+    }
+    .to_string();
+    row
+}
+
+/// `sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode`
+fn netlink_row(w: &[&str]) -> SockRow {
+    let mut row = unknown_row("netlink");
+    row.remote = None;
+    row.sock_type = Some("raw");
+    row.state = "UNCONN".into();
+    let family = w.get(1).and_then(|s| s.parse::<u32>().ok());
+    let portid = w.get(2).and_then(|s| s.parse::<u32>().ok());
+    if let (Some(family), Some(portid)) = (family, portid) {
+        row.local = format!("{}:{portid}", netlink_family(family));
+    }
+    row.rx_queue = w.get(4).and_then(|s| s.parse().ok());
+    row.tx_queue = w.get(5).and_then(|s| s.parse().ok());
+    row
+}
+
+/// include/uapi/linux/netlink.h
+fn netlink_family(family: u32) -> String {
+    let name = match family {
+        0 => "route",
+        2 => "usersock",
+        3 => "firewall",
+        4 => "sock_diag",
+        5 => "nflog",
+        6 => "xfrm",
+        7 => "selinux",
+        8 => "iscsi",
+        9 => "audit",
+        10 => "fib_lookup",
+        11 => "connector",
+        12 => "netfilter",
+        13 => "ip6_fw",
+        14 => "dnrtmsg",
+        15 => "kobject_uevent",
+        16 => "generic",
+        18 => "scsitransport",
+        19 => "ecryptfs",
+        20 => "rdma",
+        21 => "crypto",
+        22 => "smc",
+        other => return other.to_string(),
+    };
+    name.to_string()
+}
+
+/// `sk RefCnt Type Proto Iface R Rmem User Inode`
+fn packet_row(w: &[&str]) -> SockRow {
+    let mut row = unknown_row("packet");
+    row.remote = None;
+    row.state = "UNCONN".into();
+    row.sock_type = match w.get(2).and_then(|s| s.parse::<u32>().ok()) {
+        Some(2) => Some("dgram"),
+        Some(3) => Some("raw"),
+        _ => None,
+    };
+    let ethertype = w.get(3).and_then(|s| u16::from_str_radix(s, 16).ok());
+    let ifindex = w.get(4).and_then(|s| s.parse::<u32>().ok());
+    if let (Some(ethertype), Some(ifindex)) = (ethertype, ifindex) {
+        row.local = format!("[{ethertype:#06x}]:{ifindex}");
+    }
+    row.rx_queue = w.get(6).and_then(|s| s.parse().ok());
+    row
+}
+
+/// Record, for each descriptor, the threads blocked in a system call on it.
+fn add_waiters(pid: i32, fds: &mut [Fd]) {
+    let Ok(tids) = threads::tids(pid) else {
+        return;
+    };
+    for tid in tids {
+        let Some(fd) = threads::current_syscall(pid, tid).fd() else {
+            continue;
+        };
+        if let Ok(i) = fds.binary_search_by_key(&fd, |f| f.fd) {
+            fds[i].waiters.push(tid);
+        }
+    }
+}
+
+/// The `O_*` names of open flags (include/uapi/asm-generic/fcntl.h).
+pub fn flag_names(flags: u32) -> String {
+    let mut names = vec![match flags & 0o3 {
+        0o0 => "O_RDONLY",
+        0o1 => "O_WRONLY",
+        0o2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    }];
+    const FLAGS: &[(u32, &str)] = &[
+        (0o100, "O_CREAT"),
+        (0o200, "O_EXCL"),
+        (0o400, "O_NOCTTY"),
+        (0o1000, "O_TRUNC"),
+        (0o2000, "O_APPEND"),
+        (0o4000, "O_NONBLOCK"),
+        (0o10000, "O_DSYNC"),
+        (0o20000, "O_ASYNC"),
+        (0o40000, "O_DIRECT"),
+        (0o100000, "O_LARGEFILE"),
+        (0o200000, "O_DIRECTORY"),
+        (0o400000, "O_NOFOLLOW"),
+        (0o1000000, "O_NOATIME"),
+        (0o2000000, "O_CLOEXEC"),
+        (0o4000000, "O_SYNC"),
+        (0o10000000, "O_PATH"),
+        (0o20000000, "O_TMPFILE"),
+    ];
+    for (bit, name) in FLAGS {
+        // O_SYNC includes O_DSYNC's bit; O_TMPFILE includes O_DIRECTORY's.
+        if flags & bit == *bit {
+            names.push(name);
+        }
+    }
+    names.join("|")
+}
+
+/// Shut socket `fd` down with `how` (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`)
+/// from outside the target: `pidfd_getfd` gives reach its own copy of the
+/// descriptor and `shutdown()` on the copy acts on the shared socket, with
+/// no stop window. Where `pidfd_open`/`pidfd_getfd` do not exist (ENOSYS),
+/// falls back to calling `shutdown` inside the target. Either way, the
+/// descriptor must still name the socket `fd` was listed with.
+pub fn shutdown(target: &mut Target, fd: &Fd, how: i64) -> Result<ShutdownPath> {
+    if fd.kind != Kind::Socket {
+        return Err(FdError::NotASocket {
+            fd: fd.fd,
+            kind: fd.kind.as_str(),
+        }
+        .into());
+    }
+    let how = match how {
+        0..=2 => how as i32,
+        _ => return Err(FdError::BadHow(how).into()),
+    };
+    match shutdown_outside(target.pid(), fd, how) {
+        Err(Unavailable) => {
+            shutdown_injected(target, fd, how)?;
+            Ok(ShutdownPath::InjectedCall)
+        }
+        Ok(result) => result.map(|()| ShutdownPath::Pidfd),
+    }
+}
+
+/// `pidfd_open` or `pidfd_getfd` is missing from this kernel.
+struct Unavailable;
+
+fn shutdown_outside(pid: i32, fd: &Fd, how: i32) -> std::result::Result<Result<()>, Unavailable> {
+    let errno_to_error = |errno: Errno| match errno {
+        Errno::ESRCH => Error::TargetExited(pid),
+        Errno::EPERM | Errno::EACCES => Error::NotPermitted(pid),
+        Errno::EBADF => FdError::Closed { pid, fd: fd.fd }.into(),
+        errno => Error::Proc {
+            pid,
+            msg: format!("pidfd: {errno}"),
+        },
+    };
+    let pidfd = match pidfd::open(pid) {
+        Ok(p) => p,
+        Err(Errno::ENOSYS) => return Err(Unavailable),
+        Err(e) => return Ok(Err(errno_to_error(e))),
+    };
+    let copy = match pidfd::get_fd(&pidfd, fd.fd) {
+        Ok(c) => c,
+        Err(Errno::ENOSYS) => return Err(Unavailable),
+        Err(e) => return Ok(Err(errno_to_error(e))),
+    };
+    Ok((|| {
+        let (now, _) = socket::inode_of(&copy).map_err(errno_to_error)?;
+        check_same(fd, now)?;
+        socket::shutdown(&copy, how).map_err(|errno| FdError::Shutdown { fd: fd.fd, errno })?;
+        Ok(())
+    })())
+}
+
+fn check_same(fd: &Fd, now: u64) -> Result<()> {
+    match fd.inode {
+        Some(was) if was != now => Err(FdError::Reused {
+            fd: fd.fd,
+            was,
+            now,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Call `shutdown(fd, how)` inside the target (a stop window). Public so
+/// the fallback can be exercised on kernels that have `pidfd_getfd`.
+pub fn shutdown_injected(target: &mut Target, fd: &Fd, how: i32) -> Result<()> {
+    let pid = target.pid();
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{}", fd.fd))
+        .map_err(|_| FdError::Closed { pid, fd: fd.fd })?;
+    let (_, now, _) = classify(&link.to_string_lossy());
+    if let Some(now) = now {
+        check_same(fd, now)?;
+    }
+    let ret = target.call("shutdown", &[Arg::Int(fd.fd as u64), Arg::Int(how as u64)])?;
+    if ret != 0 {
+        return Err(FdError::Injected {
+            fd: fd.fd,
+            errno: target.errno(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index `line` as the only row of a table and look `inode` up.
+    fn parse_row(
+        format: Format,
+        proto: &'static str,
+        line: &str,
+        inode: u64,
+    ) -> Option<(u64, SockRow)> {
+        let table = Table::index(format, format!("header\n{line}\n").into_bytes());
+        table.row(format, proto, inode).map(|row| (inode, row))
+    }
+
+    #[test]
+    fn tcp_listen_row() {
+        let line = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000080 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0";
+        let (ino, row) = parse_row(INET_TCP, "tcp", line, 4242).unwrap();
+        assert_eq!(ino, 4242);
+        assert_eq!(row.state, "LISTEN");
+        assert_eq!(row.local, "127.0.0.1:8080");
+        assert_eq!(row.local_port, Some(8080));
+        assert_eq!(row.remote.as_deref(), Some("0.0.0.0:0"));
+        assert_eq!(row.rx_queue, Some(0x80));
+        assert_eq!(row.tx_queue, Some(0));
+    }
+
+    #[test]
+    fn unwanted_rows_are_skipped() {
+        let line = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1";
+        assert!(parse_row(INET_TCP, "tcp", line, 1).is_none());
+    }
+
+    #[test]
+    fn tcp6_mapped_and_plain() {
+        let line = "   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:C350 08 00000000:00000005 00:00000000 00000000  0 0 77 1";
+        let (_, row) = parse_row(INET_TCP, "tcp6", line, 77).unwrap();
+        assert_eq!(row.local, "127.0.0.1:8080");
+        assert_eq!(row.remote.as_deref(), Some("127.0.0.1:50000"));
+        assert_eq!(row.state, "CLOSE_WAIT");
+        assert_eq!(row.rx_queue, Some(5));
+        let line = "   2: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 78 1";
+        let (_, row) = parse_row(INET_TCP, "tcp6", line, 78).unwrap();
+        assert_eq!(row.local, "[::1]:22");
+        assert_eq!(row.remote.as_deref(), Some("[::]:0"));
+    }
+
+    #[test]
+    fn udp_unconnected() {
+        let line = "  123: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0000000000000000 0";
+        let (_, row) = parse_row(INET_UDP, "udp", line, 99).unwrap();
+        assert_eq!(row.state, "UNCONN");
+        assert_eq!(row.local_port, Some(53));
+        assert_eq!(row.sock_type, Some("dgram"));
+    }
+
+    #[test]
+    fn odd_fields_read_unknown() {
+        let line = "   0: zz:1F90 00000000:0000 QQ 00000000 00:00000000 00000000  1000 0 5 1";
+        let (_, row) = parse_row(INET_TCP, "tcp", line, 5).unwrap();
+        assert_eq!(row.local, "?");
+        assert_eq!(row.state, "?");
+        assert_eq!(row.rx_queue, None);
+        assert_eq!(row.remote.as_deref(), Some("0.0.0.0:0"));
+    }
+
+    #[test]
+    fn unix_rows() {
+        let line = "0000000000000000: 00000002 00000000 00010000 0001 01 31 /run/my sock";
+        let (_, row) = parse_row(Format::Unix, "unix", line, 31).unwrap();
+        assert_eq!(row.state, "LISTEN");
+        assert_eq!(row.local, "/run/my sock");
+        assert_eq!(row.sock_type, Some("stream"));
+        let line = "0000000000000000: 00000003 00000000 00000000 0001 03 32";
+        let (_, row) = parse_row(Format::Unix, "unix", line, 32).unwrap();
+        assert_eq!(row.state, "ESTABLISHED");
+        assert_eq!(row.local, "");
+        let line = "0000000000000000: 00000002 00000000 00000000 0002 01 33 @abstract";
+        let (_, row) = parse_row(Format::Unix, "unix", line, 33).unwrap();
+        assert_eq!(row.state, "UNCONN");
+        assert_eq!(row.local, "@abstract");
+        assert_eq!(row.sock_type, Some("dgram"));
+    }
+
+    #[test]
+    fn netlink_and_packet_rows() {
+        let line = "0000000000000000 0   1234       00000000 0        0        0     2        0        555";
+        let (_, row) = parse_row(Format::Netlink, "netlink", line, 555).unwrap();
+        assert_eq!(row.local, "route:1234");
+        let line = "0000000000000000 3      3    0003   2     1 0      0      556";
+        let (_, row) = parse_row(Format::Packet, "packet", line, 556).unwrap();
+        assert_eq!(row.local, "[0x0003]:2");
+        assert_eq!(row.sock_type, Some("raw"));
+    }
+
+    #[test]
+    fn classifies_links() {
+        assert_eq!(classify("socket:[12]"), (Kind::Socket, Some(12), None));
+        assert_eq!(classify("pipe:[13]"), (Kind::Pipe, Some(13), None));
+        assert_eq!(
+            classify("anon_inode:[eventfd]"),
+            (Kind::Anon, None, Some("eventfd".into()))
+        );
+        assert_eq!(
+            classify("anon_inode:[eventpoll]"),
+            (Kind::Anon, None, Some("epoll".into()))
+        );
+        assert_eq!(
+            classify("anon_inode:inotify"),
+            (Kind::Anon, None, Some("inotify".into()))
+        );
+        assert_eq!(classify("net:[4026531840]").0, Kind::Ns);
+        assert_eq!(classify("/etc/passwd").0, Kind::Unknown);
+        assert_eq!(classify("weird").0, Kind::Unknown);
+    }
+
+    #[test]
+    fn fdinfo_and_flags() {
+        let info = parse_fdinfo("pos:\t42\nflags:\t02104002\nmnt_id:\t15\nino:\t777\n");
+        assert_eq!(info.pos, Some(42));
+        assert_eq!(info.ino, Some(777));
+        assert_eq!(
+            flag_names(info.flags.unwrap()),
+            "O_RDWR|O_NONBLOCK|O_LARGEFILE|O_CLOEXEC"
+        );
+        assert_eq!(flag_names(0o4010001), "O_WRONLY|O_DSYNC|O_SYNC");
+    }
+
+    #[test]
+    fn xattr_protocol_names() {
+        assert_eq!(proto_from_xattr("TCPv6"), "tcp6");
+        assert_eq!(proto_from_xattr("NETLINK"), "netlink");
+        assert_eq!(proto_from_xattr("UNIX-STREAM"), "unix");
+    }
+
+    #[test]
+    fn lists_own_descriptors() {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::fd::AsRawFd;
+        let me = std::process::id() as i32;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let path = std::env::temp_dir().join(format!("reach-fds-unit-{me}"));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"hello world").unwrap();
+        file.seek(SeekFrom::Start(5)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let fds = list(me).unwrap();
+        let by_fd = |n: i32| fds.iter().find(|f| f.fd == n).unwrap();
+        let l = by_fd(listener.as_raw_fd());
+        assert_eq!(l.kind, Kind::Socket);
+        assert_eq!(l.proto.as_deref(), Some("tcp"));
+        assert_eq!(l.state.as_deref(), Some("LISTEN"));
+        assert_eq!(l.local_port, Some(port));
+        let u = by_fd(a.as_raw_fd());
+        assert_eq!(u.proto.as_deref(), Some("unix"));
+        assert_eq!(u.state.as_deref(), Some("ESTABLISHED"));
+        let f = by_fd(file.as_raw_fd());
+        assert_eq!(f.kind, Kind::File);
+        assert_eq!(f.pos, Some(5));
+        assert!(f.deleted);
+    }
+}

@@ -1,0 +1,288 @@
+//! The threads of a target and what each is blocked in, from
+//! `/proc/PID/task/TID/{stat,syscall,wchan}`. Never stops the target:
+//! reading `syscall` only waits for the thread to be off its CPU
+//! (fs/proc/base.c, `proc_pid_syscall` → `task_current_syscall`).
+
+use super::{Error, Result};
+use syscalls::Sysno;
+
+/// One thread of the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    pub tid: i32,
+    /// Its `comm` (what `pthread_setname_np` set, at most 15 bytes).
+    pub name: String,
+    /// The state letter from `stat`: `R`, `S`, `D`, `T`, `t`, `Z`, …
+    pub state: char,
+    /// Where it sleeps in the kernel (`/proc/…/wchan`), if it does.
+    pub wchan: Option<String>,
+    pub syscall: Syscall,
+}
+
+/// What `/proc/PID/task/TID/syscall` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Syscall {
+    /// On a CPU: no system call to report.
+    Running,
+    /// Off-CPU but not in a system call (stopped or preempted in user space).
+    NotInSyscall,
+    /// Blocked in system call `nr` with these six arguments.
+    In { nr: i64, args: [u64; 6] },
+    /// Unreadable (thread gone, no permission) or unparseable.
+    Unknown,
+}
+
+impl Syscall {
+    /// Parse the one line of `/proc/PID/task/TID/syscall`: `running`, or
+    /// `-1 SP PC`, or `NR ARG1 … ARG6 SP PC` (fs/proc/base.c,
+    /// `proc_pid_syscall`).
+    pub fn parse(text: &str) -> Syscall {
+        let text = text.trim();
+        if text == "running" {
+            return Syscall::Running;
+        }
+        let mut words = text.split_ascii_whitespace();
+        let Some(Ok(nr)) = words.next().map(str::parse::<i64>) else {
+            return Syscall::Unknown;
+        };
+        if nr < 0 {
+            return Syscall::NotInSyscall;
+        }
+        let mut args = [0u64; 6];
+        for arg in &mut args {
+            let parsed = words
+                .next()
+                .and_then(|w| w.strip_prefix("0x"))
+                .and_then(|w| u64::from_str_radix(w, 16).ok());
+            match parsed {
+                Some(v) => *arg = v,
+                None => return Syscall::Unknown,
+            }
+        }
+        Syscall::In { nr, args }
+    }
+
+    /// The system call's name (`read`, `recvfrom`, `epoll_wait`, …), or
+    /// `syscall_N` for a number this build does not know.
+    pub fn name(&self) -> Option<String> {
+        match self {
+            Syscall::In { nr, .. } => Some(syscall_name(*nr)),
+            _ => None,
+        }
+    }
+
+    /// The descriptor it waits on, for system calls whose first argument
+    /// is one.
+    pub fn fd(&self) -> Option<i32> {
+        match self {
+            Syscall::In { nr, args } if takes_fd_first(*nr) => {
+                // An int argument: the upper half of the register is junk.
+                let fd = args[0] as u32 as i32;
+                (fd >= 0).then_some(fd)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn syscall_name(nr: i64) -> String {
+    usize::try_from(nr)
+        .ok()
+        .and_then(Sysno::new)
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| format!("syscall_{nr}"))
+}
+
+/// System calls whose first argument is a file descriptor the caller may
+/// block on (or act on). `*at` calls are left out: their first argument is
+/// a directory to resolve a path against, often `AT_FDCWD`.
+fn takes_fd_first(nr: i64) -> bool {
+    let Some(sys) = usize::try_from(nr).ok().and_then(Sysno::new) else {
+        return false;
+    };
+    use Sysno::*;
+    matches!(
+        sys,
+        read | write
+            | pread64
+            | pwrite64
+            | readv
+            | writev
+            | preadv
+            | pwritev
+            | preadv2
+            | pwritev2
+            | recvfrom
+            | sendto
+            | recvmsg
+            | sendmsg
+            | recvmmsg
+            | sendmmsg
+            | accept
+            | accept4
+            | connect
+            | shutdown
+            | bind
+            | listen
+            | getsockopt
+            | setsockopt
+            | getsockname
+            | getpeername
+            | ioctl
+            | fcntl
+            | flock
+            | fsync
+            | fdatasync
+            | syncfs
+            | sync_file_range
+            | ftruncate
+            | fallocate
+            | lseek
+            | fstat
+            | fstatfs
+            | getdents64
+            | epoll_wait
+            | epoll_pwait
+            | epoll_pwait2
+            | epoll_ctl
+            | sendfile
+            | splice
+            | tee
+            | vmsplice
+            | copy_file_range
+            | io_uring_enter
+            | mq_timedreceive
+            | mq_timedsend
+            | close
+    )
+}
+
+/// Thread ids of `pid`, in `/proc/PID/task` order.
+pub fn tids(pid: i32) -> Result<Vec<i32>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess(pid.to_string()),
+        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
+        _ => Error::Proc {
+            pid,
+            msg: e.to_string(),
+        },
+    })?;
+    Ok(dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// What one thread is doing in the kernel right now.
+pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) {
+        Ok(text) => Syscall::parse(&text),
+        Err(_) => Syscall::Unknown,
+    }
+}
+
+/// Every thread of `pid`. A thread that exits while listed is left out.
+pub fn list(pid: i32) -> Result<Vec<Thread>> {
+    let mut threads = Vec::new();
+    for tid in tids(pid)? {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
+            continue;
+        };
+        let (name, state) = parse_stat(&stat).unwrap_or_else(|| ("?".into(), '?'));
+        let wchan = std::fs::read_to_string(format!("{dir}/wchan"))
+            .ok()
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty() && w != "0");
+        threads.push(Thread {
+            tid,
+            name,
+            state,
+            wchan,
+            syscall: current_syscall(pid, tid),
+        });
+    }
+    Ok(threads)
+}
+
+/// Name and state letter from a `stat` line: `TID (NAME) S …`. The name
+/// may hold spaces and parentheses, so it ends at the last `)`.
+fn parse_stat(stat: &str) -> Option<(String, char)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let state = stat[close + 1..].trim_start().chars().next()?;
+    Some((name, state))
+}
+
+/// The long name of a state letter, as `ps` and `/proc/PID/status` say it.
+pub fn state_name(state: char) -> &'static str {
+    match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'T' => "stopped",
+        't' => "tracing stop",
+        'X' => "dead",
+        'Z' => "zombie",
+        'P' => "parked",
+        'I' => "idle",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_blocked_read() {
+        let s = Syscall::parse("0 0x5 0x7ffd1000 0x100 0x0 0x0 0x0 0x7ffd0ff8 0x7f00001234\n");
+        assert_eq!(s.name().as_deref(), Some("read"));
+        assert_eq!(s.fd(), Some(5));
+    }
+
+    #[test]
+    fn parses_running_and_user_space() {
+        assert_eq!(Syscall::parse("running\n"), Syscall::Running);
+        assert_eq!(
+            Syscall::parse("-1 0x7ffd0ff8 0x401000\n"),
+            Syscall::NotInSyscall
+        );
+        assert_eq!(Syscall::parse("garbage"), Syscall::Unknown);
+        assert_eq!(Syscall::parse("0 0x5"), Syscall::Unknown);
+    }
+
+    #[test]
+    fn fd_only_for_fd_taking_calls() {
+        // nanosleep(req, rem): the first argument is a pointer.
+        let s = Syscall::parse("35 0x7ffd1000 0x0 0x0 0x0 0x0 0x0 0x1 0x2");
+        assert_eq!(s.name().as_deref(), Some("nanosleep"));
+        assert_eq!(s.fd(), None);
+        // epoll_wait on epoll fd 3.
+        let s = Syscall::parse("232 0x3 0x7ffd1000 0x10 0xffffffff 0x0 0x0 0x1 0x2");
+        assert_eq!(s.fd(), Some(3));
+        // The upper half of an int argument is ignored.
+        let s = Syscall::parse("45 0xdeadbeef00000007 0x1 0x2 0x0 0x0 0x0 0x1 0x2");
+        assert_eq!(s.name().as_deref(), Some("recvfrom"));
+        assert_eq!(s.fd(), Some(7));
+    }
+
+    #[test]
+    fn unknown_numbers_get_a_name() {
+        assert_eq!(syscall_name(100_000), "syscall_100000");
+    }
+
+    #[test]
+    fn stat_names_with_parentheses() {
+        let (name, state) = parse_stat("12 (a (b) c) S 1 2 3").unwrap();
+        assert_eq!(name, "a (b) c");
+        assert_eq!(state, 'S');
+    }
+
+    #[test]
+    fn lists_own_threads() {
+        let me = std::process::id() as i32;
+        let threads = list(me).unwrap();
+        assert!(threads.iter().any(|t| t.tid == me));
+    }
+}

@@ -1,0 +1,480 @@
+//! The interactive REPL: rustyline in front of the script engine.
+//!
+//! Owns: the prompt, history, completion and multi-line editing, and how
+//! errors look at a terminal (the offending line with a caret). Everything
+//! a line does goes through the same engine and builtins as `-e` and
+//! scripts; the REPL only keeps one Scope and the functions defined so far
+//! between lines.
+
+use reach::script::builtins::{BUILTINS, CONSTANTS};
+use reach::script::engine::{self, ScriptError};
+use reach::script::{Shared, output};
+use reach::sys::interrupt;
+use rhai::{AST, Dynamic, Engine, ParseError, ParseErrorType, Position};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::FileHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{CompletionType, Config, Context, Editor};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Words Rhai scripts often start with, offered by completion too.
+const KEYWORDS: &[&str] = &[
+    "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "break", "continue",
+    "return", "true", "false", "print", "throw", "try", "catch",
+];
+
+/// How many target symbols completion offers at most.
+const SYMBOL_LIMIT: usize = 400;
+
+/// Run the REPL until Ctrl-D (or SIGTERM/SIGHUP), then release any target.
+pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
+    let engine = Rc::new(engine::new_engine(shared));
+    let mut scope = engine::new_scope(shared, &[]);
+    // Functions defined by earlier lines; merged in front of each new one.
+    let mut functions = AST::empty();
+    let config = Config::builder()
+        .auto_add_history(false)
+        .history_ignore_space(true)
+        .history_ignore_dups(true)
+        .map_err(|e| ScriptError::Runtime(e.to_string()))?
+        .max_history_size(2000)
+        .map_err(|e| ScriptError::Runtime(e.to_string()))?
+        .completion_type(CompletionType::List)
+        .build();
+    let mut rl: Editor<ReplHelper, FileHistory> = Editor::with_config(config)
+        .map_err(|e| ScriptError::Runtime(format!("cannot start the terminal editor: {e}")))?;
+    rl.set_helper(Some(ReplHelper {
+        engine: engine.clone(),
+        shared: shared.clone(),
+        locals: Vec::new(),
+    }));
+    let history = history_path();
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = rl.load_history(path);
+    }
+    reach::say!(
+        "reach {}: help() lists what exists, help(\"call\") shows one; Ctrl-D leaves.",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut pid_in_scope = current_pid(shared);
+    let watch = LeaveWatch::start();
+
+    loop {
+        watch.at_prompt.store(true, Ordering::SeqCst);
+        let read = rl.readline(&prompt(shared));
+        watch.at_prompt.store(false, Ordering::SeqCst);
+        if watch.leave.load(Ordering::SeqCst) || asked_to_leave() {
+            break;
+        }
+        let input = match read {
+            Ok(input) => input,
+            // Ctrl-C while typing: drop the line, keep the session.
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Signal(_)) => continue,
+            Err(e) => {
+                eprintln!("reach: error: reading the terminal: {e}");
+                break;
+            }
+        };
+        if input.trim().is_empty() {
+            continue;
+        }
+        let _ = rl.add_history_entry(input.as_str());
+        if let Some(path) = &history {
+            let _ = rl.append_history(path);
+        }
+
+        let ast = match engine.compile_with_scope(&scope, &input) {
+            Ok(ast) => ast,
+            Err(e) => {
+                show_error(&input, &engine::syntax_message(&e, Some("")), e.position());
+                continue;
+            }
+        };
+        // Keep definitions even when the rest of the line fails.
+        let program = functions.merge(&ast);
+        functions = functions.merge(&ast.clone_functions_only());
+
+        // A Ctrl-C pressed while nothing ran must not end the next line.
+        if asked_to_leave() {
+            break;
+        }
+        interrupt::clear();
+        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
+        let leave = asked_to_leave() || watch.leave.load(Ordering::SeqCst);
+        interrupt::clear();
+        match result {
+            Ok(value) => {
+                if let Some(text) = output::render(&value, json) {
+                    reach::say!("{text}");
+                }
+            }
+            Err(e) => show_error(&input, &engine::runtime_message(&e, Some("")), e.position()),
+        }
+        if leave {
+            break;
+        }
+
+        // `attach` may have changed the target: PID follows it.
+        let pid = current_pid(shared);
+        if pid != pid_in_scope {
+            if let Some(pid) = pid {
+                scope.push_constant("PID", pid as i64);
+            }
+            pid_in_scope = pid;
+        }
+        if let Some(helper) = rl.helper_mut() {
+            helper.locals = scope
+                .iter_raw()
+                .map(|(name, _, _)| name.to_string())
+                .chain(functions.iter_functions().map(|f| format!("{}(", f.name)))
+                .collect();
+        }
+    }
+
+    let signalled = watch.leave.load(Ordering::SeqCst);
+    drop(watch);
+    if let Some(path) = &history {
+        let _ = rl.append_history(path);
+    }
+    // Targets held only by variables are released as the scope drops; the
+    // current one here, so a failure to release is reported.
+    drop(scope);
+    let current = shared.borrow_mut().current.take();
+    if let Some(t) = current {
+        t.0.borrow_mut()
+            .thaw()
+            .map_err(|e| ScriptError::Runtime(e.to_string()))?;
+    }
+    if signalled {
+        return Err(ScriptError::Runtime(
+            "left the session on SIGTERM or SIGHUP; every target was released".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// SIGTERM or SIGHUP arrived: leave the REPL (SIGINT only ends a line).
+fn asked_to_leave() -> bool {
+    matches!(interrupt::pending(), Some(libc::SIGTERM | libc::SIGHUP))
+}
+
+/// Makes SIGTERM and SIGHUP end the session even while it waits at the
+/// prompt. reach's handlers only raise a flag (`sys::interrupt`), and
+/// rustyline goes back to reading after an interrupted read; but it ends
+/// `readline` on a SIGINT. So a helper thread watches the flag and, while
+/// the prompt is up, sends reach a SIGINT; `leave` remembers why, since
+/// that SIGINT replaces the pending signal. The thread never touches the
+/// target: ptrace stays on the main thread.
+struct LeaveWatch {
+    at_prompt: Arc<AtomicBool>,
+    leave: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaveWatch {
+    fn start() -> LeaveWatch {
+        let at_prompt = Arc::new(AtomicBool::new(false));
+        let leave = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (p, l, d) = (at_prompt.clone(), leave.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            interrupt::block_in_this_thread();
+            while !d.load(Ordering::SeqCst) {
+                if asked_to_leave() && !l.swap(true, Ordering::SeqCst) && p.load(Ordering::SeqCst) {
+                    interrupt::raise_interrupt();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        LeaveWatch {
+            at_prompt,
+            leave,
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LeaveWatch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn current_pid(shared: &Shared) -> Option<i32> {
+    shared.borrow().current.as_ref().map(|t| t.pid())
+}
+
+/// `reach[1234 perl]> `, `reach[1234 perl frozen]> `, or `reach> `.
+fn prompt(shared: &Shared) -> String {
+    let session = shared.borrow();
+    let Some(t) = &session.current else {
+        return "reach> ".into();
+    };
+    let Ok(t) = t.0.try_borrow() else {
+        return "reach> ".into();
+    };
+    let frozen = if t.is_frozen() { " frozen" } else { "" };
+    format!("reach[{} {}{frozen}]> ", t.pid(), t.name())
+}
+
+/// `$XDG_STATE_HOME/reach/history`, else `~/.local/state/reach/history`.
+fn history_path() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(state.join("reach").join("history"))
+}
+
+/// The first line of `msg`, the input line it is about with a caret under
+/// `pos` (when Rhai gives one), then the rest of `msg` (hints).
+fn show_error(input: &str, msg: &str, pos: Position) {
+    let (first, rest) = msg.split_once('\n').unwrap_or((msg, ""));
+    eprintln!("error: {first}");
+    if let Some(snippet) = caret(input, pos) {
+        eprintln!("{snippet}");
+    }
+    if !rest.is_empty() {
+        eprintln!("{rest}");
+    }
+}
+
+/// `  | the line` and `  |     ^` under column `pos` of that line.
+fn caret(input: &str, pos: Position) -> Option<String> {
+    let (line, column) = (pos.line()?, pos.position()?);
+    let text = input.lines().nth(line.checked_sub(1)?)?;
+    // Tabs stay tabs so the caret lines up with what the terminal shows.
+    let lead: String = text
+        .chars()
+        .take(column.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    Some(format!("  | {text}\n  | {lead}^"))
+}
+
+/// Does `input` stop in the middle of something (a block, a call, a
+/// string)? Rhai's parser decides: the input is unfinished when parsing
+/// fails at its very end, or in a string that never closes.
+pub fn is_unfinished(engine: &Engine, input: &str) -> bool {
+    match engine.compile(input) {
+        Ok(_) => false,
+        Err(e) => unfinished_error(&e, input),
+    }
+}
+
+fn unfinished_error(e: &ParseError, input: &str) -> bool {
+    use rhai::LexError;
+    match e.err_type() {
+        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => {
+            return true;
+        }
+        _ => {}
+    }
+    let pos = e.position();
+    let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
+        return true;
+    };
+    // Where the last character that is not blank sits (1-based).
+    let Some((last_line, text)) = input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .last()
+    else {
+        return false;
+    };
+    let last = (last_line + 1, text.trim_end().chars().count());
+    (line, column) > last
+}
+
+/// The editor's helper: completion and the multi-line decision.
+struct ReplHelper {
+    engine: Rc<Engine>,
+    shared: Shared,
+    /// Variables and functions the session has defined so far.
+    locals: Vec<String>,
+}
+
+impl ReplHelper {
+    /// Symbols of the current target starting with `prefix`.
+    fn symbols(&self, prefix: &str) -> Vec<String> {
+        let Some(t) = self.shared.borrow().current.clone() else {
+            return Vec::new();
+        };
+        let Ok(mut t) = t.0.try_borrow_mut() else {
+            return Vec::new();
+        };
+        t.function_names(prefix, SYMBOL_LIMIT)
+    }
+
+    /// Builtins (as `name(`), constants, keywords and the session's names.
+    fn words(&self, prefix: &str) -> Vec<String> {
+        let mut words: Vec<String> = BUILTINS
+            .iter()
+            .map(|b| format!("{}(", b.name))
+            .chain(CONSTANTS.iter().map(|(name, _)| name.to_string()))
+            .chain(KEYWORDS.iter().map(|k| k.to_string()))
+            .chain(self.locals.iter().cloned())
+            .filter(|w| w.starts_with(prefix))
+            .collect();
+        words.sort();
+        words.dedup();
+        words
+    }
+}
+
+/// The start of the word ending at `pos` (identifier characters and `@`,
+/// for versioned symbol names).
+fn word_start(line: &str, pos: usize) -> usize {
+    line[..pos]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '@' || *c == '.'))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0)
+}
+
+/// Is the text before a word the opening of `call("` or `sym("`?
+fn in_symbol_string(before: &str) -> bool {
+    let Some(rest) = before.strip_suffix('"') else {
+        return false;
+    };
+    let Some(rest) = rest.trim_end().strip_suffix('(') else {
+        return false;
+    };
+    let rest = rest.trim_end();
+    ["call", "sym"].iter().any(|f| {
+        rest.strip_suffix(f).is_some_and(|head| {
+            !head
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    })
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = word_start(line, pos);
+        let word = &line[start..pos];
+        let (start, candidates) = if in_symbol_string(&line[..start]) {
+            (start, self.symbols(word))
+        } else {
+            // `t.ca` completes the method name after the dot.
+            let dot = word.rfind('.').map_or(0, |i| i + 1);
+            (start + dot, self.words(&word[dot..]))
+        };
+        let pairs = candidates
+            .into_iter()
+            .map(|c| Pair {
+                display: c.clone(),
+                replacement: c,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        Ok(if is_unfinished(&self.engine, ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {}
+
+impl rustyline::Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reach::process::Settings;
+    use reach::script::Session;
+
+    fn engine() -> Engine {
+        engine::new_engine(&Session::new(Settings::default(), false))
+    }
+
+    #[test]
+    fn unfinished_input_continues_and_errors_do_not() {
+        let e = engine();
+        for open in [
+            "fn add(a, b) {",
+            "fn add(a, b) {\n  a + b",
+            "let x = [1, 2,",
+            "call(\"getpid\",",
+            "let s = \"abc",
+            "1 +",
+            "if true {",
+            "let m = #{ a: 1,",
+        ] {
+            assert!(is_unfinished(&e, open), "{open:?} should continue");
+        }
+        for done in [
+            "fn add(a, b) { a + b }",
+            "fn add(a, b) {\n  a + b\n}",
+            "call(\"getpid\", [])",
+            "let x = ;",
+            "foo(1 2)",
+            "let = 5",
+            "",
+            "x)",
+        ] {
+            assert!(!is_unfinished(&e, done), "{done:?} should be taken as is");
+        }
+    }
+
+    #[test]
+    fn caret_points_at_the_column() {
+        let pos = Position::new(2, 5);
+        assert_eq!(caret("one\nlet y;", pos).unwrap(), "  | let y;\n  |     ^");
+        assert!(caret("x", Position::NONE).is_none());
+    }
+
+    #[test]
+    fn symbol_strings_are_recognised() {
+        assert!(in_symbol_string("call(\""));
+        assert!(in_symbol_string("x = t.call( \""));
+        assert!(in_symbol_string("sym(\""));
+        assert!(!in_symbol_string("recall(\""));
+        assert!(!in_symbol_string("call("));
+        assert_eq!(word_start("call(\"get", 9), 6);
+        assert_eq!(word_start("t.ca", 4), 0);
+    }
+}

@@ -1,0 +1,418 @@
+//! The Rhai face of `fds()`, `threads()`, `signals()` and `f.shutdown(how)`:
+//! their value types with one getter per field, and how they print (aligned
+//! tables for people, objects with the same fields for `--json`).
+
+use super::builtins::{RhaiResult, current, fail};
+use super::table::Table;
+use super::{Shared, TargetHandle};
+use crate::process::fds::{self, Fd};
+use crate::process::signals::{self, Signal};
+use crate::process::threads::{self, Syscall, Thread};
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::{Value, json};
+
+/// An Fd as a Rhai value: the descriptor as listed, and the target it
+/// belongs to (for `shutdown`).
+#[derive(Clone)]
+pub struct FdValue {
+    pub fd: Fd,
+    pub target: TargetHandle,
+}
+
+#[derive(Clone)]
+pub struct ThreadValue(pub Thread);
+
+#[derive(Clone)]
+pub struct SignalValue(pub Signal);
+
+fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Into::into)
+}
+
+fn opt_str(v: &Option<String>) -> Dynamic {
+    opt(v.clone())
+}
+
+fn ints(v: &[i32]) -> Array {
+    v.iter().map(|&n| Dynamic::from(n as i64)).collect()
+}
+
+// ---- fds() -------------------------------------------------------------
+
+fn list_fds(handle: &TargetHandle) -> RhaiResult<Array> {
+    let list = fds::list(handle.pid()).map_err(fail)?;
+    Ok(list
+        .into_iter()
+        .map(|fd| {
+            Dynamic::from(FdValue {
+                fd,
+                target: handle.clone(),
+            })
+        })
+        .collect())
+}
+
+pub fn reg_fds(engine: &mut Engine, shared: &Shared) {
+    engine
+        .register_type_with_name::<FdValue>("Fd")
+        .register_get("fd", |f: &mut FdValue| f.fd.fd as i64)
+        .register_get("kind", |f: &mut FdValue| f.fd.kind.as_str().to_string())
+        .register_get("path", |f: &mut FdValue| f.fd.path.clone())
+        .register_get("deleted", |f: &mut FdValue| f.fd.deleted)
+        .register_get("anon", |f: &mut FdValue| opt_str(&f.fd.anon))
+        .register_get("inode", |f: &mut FdValue| opt(f.fd.inode.map(|n| n as i64)))
+        .register_get("pos", |f: &mut FdValue| opt(f.fd.pos.map(|n| n as i64)))
+        .register_get("flags", |f: &mut FdValue| opt(f.fd.flags.map(i64::from)))
+        .register_get("flag_names", |f: &mut FdValue| opt(f.fd.flag_names()))
+        .register_get("proto", |f: &mut FdValue| opt_str(&f.fd.proto))
+        .register_get("sock_type", |f: &mut FdValue| opt_str(&f.fd.sock_type))
+        .register_get("state", |f: &mut FdValue| opt_str(&f.fd.state))
+        .register_get("local", |f: &mut FdValue| opt_str(&f.fd.local))
+        .register_get("remote", |f: &mut FdValue| opt_str(&f.fd.remote))
+        .register_get("local_port", |f: &mut FdValue| {
+            opt(f.fd.local_port.map(i64::from))
+        })
+        .register_get("remote_port", |f: &mut FdValue| {
+            opt(f.fd.remote_port.map(i64::from))
+        })
+        .register_get("rx_queue", |f: &mut FdValue| {
+            opt(f.fd.rx_queue.map(|n| n as i64))
+        })
+        .register_get("tx_queue", |f: &mut FdValue| {
+            opt(f.fd.tx_queue.map(|n| n as i64))
+        })
+        .register_get("waiters", |f: &mut FdValue| ints(&f.fd.waiters))
+        .register_fn("to_string", |f: &mut FdValue| fd_table(&[&f.fd]))
+        .register_fn("to_debug", |f: &mut FdValue| fd_table(&[&f.fd]));
+    let sh = shared.clone();
+    engine.register_fn("fds", move || list_fds(&current(&sh)?));
+    engine.register_fn("fds", |t: &mut TargetHandle| list_fds(t));
+}
+
+fn how_name(how: i64) -> String {
+    match how {
+        0 => "SHUT_RD".into(),
+        1 => "SHUT_WR".into(),
+        2 => "SHUT_RDWR".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `proto local -> remote`, or the path: what an operator recognises.
+fn fd_label(fd: &Fd) -> String {
+    match (&fd.proto, &fd.local, &fd.remote) {
+        (Some(p), Some(l), Some(r)) => format!("{p} {l} -> {r}"),
+        (Some(p), Some(l), None) if !l.is_empty() => format!("{p} {l}"),
+        _ => fd.path.clone(),
+    }
+}
+
+pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
+    let sh = shared.clone();
+    engine.register_fn(
+        "shutdown",
+        move |f: &mut FdValue, how: i64| -> RhaiResult<i64> {
+            let pid = f.target.pid();
+            if sh.borrow().dry_run {
+                crate::say!(
+                    "dry-run: would shut down fd {} ({}) of pid {pid} with {}",
+                    f.fd.fd,
+                    fd_label(&f.fd),
+                    how_name(how)
+                );
+                return Ok(0);
+            }
+            let path = fds::shutdown(&mut f.target.0.borrow_mut(), &f.fd, how).map_err(fail)?;
+            let how_taken = match path {
+                fds::ShutdownPath::Pidfd => "through pidfd_getfd, without stopping it",
+                fds::ShutdownPath::InjectedCall => {
+                    "through an injected shutdown() call (pidfd_getfd is unavailable)"
+                }
+            };
+            eprintln!(
+                "reach: shut down fd {} ({}) of pid {pid} with {} {how_taken}",
+                f.fd.fd,
+                fd_label(&f.fd),
+                how_name(how)
+            );
+            Ok(0)
+        },
+    );
+}
+
+const FD_COLUMNS: &[(&str, bool)] = &[
+    ("FD", true),
+    ("KIND", false),
+    ("PROTO", false),
+    ("STATE", false),
+    ("LOCAL", false),
+    ("REMOTE", false),
+    ("RECV-Q", true),
+    ("SEND-Q", true),
+    ("WAITERS", false),
+    ("PATH", false),
+];
+
+fn cell<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(String::new, ToString::to_string)
+}
+
+fn joined(v: &[i32]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn fd_table(fds: &[&Fd]) -> String {
+    let mut t = Table::new(FD_COLUMNS);
+    for f in fds {
+        t.push(vec![
+            f.fd.to_string(),
+            f.kind.as_str().to_string(),
+            cell(&f.proto),
+            cell(&f.state),
+            cell(&f.local),
+            cell(&f.remote),
+            cell(&f.rx_queue),
+            cell(&f.tx_queue),
+            joined(&f.waiters),
+            f.path.clone(),
+        ]);
+    }
+    t.render()
+}
+
+pub fn fd_json(f: &Fd) -> Value {
+    json!({
+        "fd": f.fd,
+        "kind": f.kind.as_str(),
+        "proto": f.proto,
+        "state": f.state,
+        "local": f.local,
+        "remote": f.remote,
+        "rx_queue": f.rx_queue,
+        "tx_queue": f.tx_queue,
+        "waiters": f.waiters,
+        "path": f.path,
+        "local_port": f.local_port,
+        "remote_port": f.remote_port,
+        "inode": f.inode,
+        "sock_type": f.sock_type,
+        "deleted": f.deleted,
+        "anon": f.anon,
+        "pos": f.pos,
+        "flags": f.flags,
+        "flag_names": f.flag_names(),
+    })
+}
+
+// ---- threads() ---------------------------------------------------------
+
+fn list_threads(handle: &TargetHandle) -> RhaiResult<Array> {
+    let list = threads::list(handle.pid()).map_err(fail)?;
+    Ok(list
+        .into_iter()
+        .map(|t| Dynamic::from(ThreadValue(t)))
+        .collect())
+}
+
+pub fn reg_threads(engine: &mut Engine, shared: &Shared) {
+    engine
+        .register_type_with_name::<ThreadValue>("Thread")
+        .register_get("tid", |t: &mut ThreadValue| t.0.tid as i64)
+        .register_get("name", |t: &mut ThreadValue| t.0.name.clone())
+        .register_get("state", |t: &mut ThreadValue| t.0.state.to_string())
+        .register_get("state_name", |t: &mut ThreadValue| {
+            threads::state_name(t.0.state).to_string()
+        })
+        .register_get("syscall", |t: &mut ThreadValue| opt(t.0.syscall.name()))
+        .register_get("fd", |t: &mut ThreadValue| {
+            opt(t.0.syscall.fd().map(i64::from))
+        })
+        .register_get("args", |t: &mut ThreadValue| match &t.0.syscall {
+            Syscall::In { args, .. } => Dynamic::from(
+                args.iter()
+                    .map(|&a| Dynamic::from(a as i64))
+                    .collect::<Array>(),
+            ),
+            _ => Dynamic::UNIT,
+        })
+        .register_get("wchan", |t: &mut ThreadValue| opt_str(&t.0.wchan))
+        .register_fn("to_string", |t: &mut ThreadValue| thread_table(&[&t.0]))
+        .register_fn("to_debug", |t: &mut ThreadValue| thread_table(&[&t.0]));
+    let sh = shared.clone();
+    engine.register_fn("threads", move || list_threads(&current(&sh)?));
+    engine.register_fn("threads", |t: &mut TargetHandle| list_threads(t));
+}
+
+fn syscall_cell(s: &Syscall) -> String {
+    match s {
+        Syscall::Running => "(running)".into(),
+        Syscall::NotInSyscall => "(user space)".into(),
+        Syscall::In { .. } => s.name().unwrap_or_default(),
+        Syscall::Unknown => "?".into(),
+    }
+}
+
+pub fn thread_table(threads: &[&Thread]) -> String {
+    let mut t = Table::new(&[
+        ("TID", true),
+        ("NAME", false),
+        ("STATE", false),
+        ("SYSCALL", false),
+        ("FD", true),
+        ("WCHAN", false),
+    ]);
+    for th in threads {
+        t.push(vec![
+            th.tid.to_string(),
+            th.name.clone(),
+            th.state.to_string(),
+            syscall_cell(&th.syscall),
+            cell(&th.syscall.fd()),
+            cell(&th.wchan),
+        ]);
+    }
+    t.render()
+}
+
+pub fn thread_json(t: &Thread) -> Value {
+    json!({
+        "tid": t.tid,
+        "name": t.name,
+        "state": t.state.to_string(),
+        "state_name": threads::state_name(t.state),
+        "syscall": t.syscall.name(),
+        "fd": t.syscall.fd(),
+        "wchan": t.wchan,
+    })
+}
+
+// ---- signals() ---------------------------------------------------------
+
+fn list_signals(handle: &TargetHandle) -> RhaiResult<Map> {
+    let list = signals::list(handle.pid()).map_err(fail)?;
+    Ok(list
+        .into_iter()
+        .map(|s| (s.name.clone().into(), Dynamic::from(SignalValue(s))))
+        .collect())
+}
+
+pub fn reg_signals(engine: &mut Engine, shared: &Shared) {
+    engine
+        .register_type_with_name::<SignalValue>("Signal")
+        .register_get("number", |s: &mut SignalValue| s.0.number as i64)
+        .register_get("name", |s: &mut SignalValue| s.0.name.clone())
+        .register_get("ignored", |s: &mut SignalValue| s.0.ignored)
+        .register_get("caught", |s: &mut SignalValue| s.0.caught)
+        .register_get("blocked", |s: &mut SignalValue| s.0.blocked)
+        .register_get("blocked_in", |s: &mut SignalValue| ints(&s.0.blocked_in))
+        .register_get("pending", |s: &mut SignalValue| s.0.pending)
+        .register_fn("to_string", |s: &mut SignalValue| signal_table(&[&s.0]))
+        .register_fn("to_debug", |s: &mut SignalValue| signal_table(&[&s.0]));
+    let sh = shared.clone();
+    engine.register_fn("signals", move || list_signals(&current(&sh)?));
+    engine.register_fn("signals", |t: &mut TargetHandle| list_signals(t));
+}
+
+fn yes(b: bool) -> String {
+    if b { "yes".into() } else { String::new() }
+}
+
+pub fn signal_table(signals: &[&Signal]) -> String {
+    let mut t = Table::new(&[
+        ("NR", true),
+        ("SIGNAL", false),
+        ("IGNORED", false),
+        ("CAUGHT", false),
+        ("BLOCKED", false),
+        ("PENDING", false),
+    ]);
+    for s in signals {
+        let blocked = match (s.blocked, s.blocked_in.is_empty()) {
+            (true, _) => "yes".to_string(),
+            (false, false) => format!("in {}", joined(&s.blocked_in)),
+            (false, true) => String::new(),
+        };
+        t.push(vec![
+            s.number.to_string(),
+            s.name.clone(),
+            yes(s.ignored),
+            yes(s.caught),
+            blocked,
+            yes(s.pending),
+        ]);
+    }
+    t.render()
+}
+
+pub fn signal_json(s: &Signal) -> Value {
+    json!({
+        "number": s.number,
+        "name": s.name,
+        "ignored": s.ignored,
+        "caught": s.caught,
+        "blocked": s.blocked,
+        "blocked_in": s.blocked_in,
+        "pending": s.pending,
+    })
+}
+
+// ---- printing hooks for output.rs -------------------------------------
+
+/// Every element of `array` as a `T`, if all are (and there is one).
+fn all_of<T: Clone + 'static>(array: &Array) -> Option<Vec<T>> {
+    if array.is_empty() {
+        return None;
+    }
+    array.iter().map(|v| v.clone().try_cast::<T>()).collect()
+}
+
+/// A table for Fds, Threads and Signals (alone, in an array, or the map
+/// `signals()` returns); `None` for anything else.
+pub fn to_text(value: &Dynamic) -> Option<String> {
+    if let Some(f) = value.clone().try_cast::<FdValue>() {
+        return Some(fd_table(&[&f.fd]));
+    }
+    if let Some(t) = value.clone().try_cast::<ThreadValue>() {
+        return Some(thread_table(&[&t.0]));
+    }
+    if let Some(s) = value.clone().try_cast::<SignalValue>() {
+        return Some(signal_table(&[&s.0]));
+    }
+    if let Some(array) = value.clone().try_cast::<Array>() {
+        if let Some(fds) = all_of::<FdValue>(&array) {
+            return Some(fd_table(&fds.iter().map(|f| &f.fd).collect::<Vec<_>>()));
+        }
+        if let Some(ts) = all_of::<ThreadValue>(&array) {
+            return Some(thread_table(&ts.iter().map(|t| &t.0).collect::<Vec<_>>()));
+        }
+        if let Some(ss) = all_of::<SignalValue>(&array) {
+            return Some(signal_table(&ss.iter().map(|s| &s.0).collect::<Vec<_>>()));
+        }
+    }
+    if let Some(map) = value.clone().try_cast::<Map>() {
+        let values: Array = map.values().cloned().collect();
+        if let Some(mut ss) = all_of::<SignalValue>(&values) {
+            ss.sort_by_key(|s| s.0.number);
+            return Some(signal_table(&ss.iter().map(|s| &s.0).collect::<Vec<_>>()));
+        }
+    }
+    None
+}
+
+/// JSON for an Fd, Thread or Signal; `None` for anything else (arrays and
+/// maps of them are handled by the caller, element by element).
+pub fn to_json(value: &Dynamic) -> Option<Value> {
+    if let Some(f) = value.clone().try_cast::<FdValue>() {
+        return Some(fd_json(&f.fd));
+    }
+    if let Some(t) = value.clone().try_cast::<ThreadValue>() {
+        return Some(thread_json(&t.0));
+    }
+    if let Some(s) = value.clone().try_cast::<SignalValue>() {
+        return Some(signal_json(&s.0));
+    }
+    None
+}
