@@ -1,4 +1,5 @@
-//! Stress: many mixed operations into a target whose eight threads check
+//! Stress: many mixed operations (calls, syscalls, memory, fds() and
+//! f.shutdown) into a target whose eight threads check
 //! their vector and general registers and red zones constantly, while a
 //! thread of this test queues SIGUSR1 and SIGRTMIN+1 to it every
 //! millisecond. Afterwards nothing in the target may show that reach was
@@ -27,13 +28,17 @@ const BATCH: usize = 250;
 /// the stack, strings among them) into a malloc'd buffer, read back and
 /// freed; a malloc/write/read/free round trip of varying size; getpid via
 /// call and via syscall; getppid via syscall; a write and read back of the
-/// fixture's scratch buffer. Every 50th operation is a strlen of a 40 KB
+/// fixture's scratch buffer; one in 40 each, `fds()` (checking the
+/// fixture's spare sockets are listed) and `f.shutdown(SHUT_RDWR)` of a
+/// spare socket (from outside the target, no stop). Every 50th operation is a strlen of a 40 KB
 /// string (placed on the target's stack) and every 100th one of 100 KB (a
 /// scratch mapping reach creates and removes).
 fn batch_script(t: &Target, start: usize, end: usize) -> String {
     let scratch = t.num("scratch");
     let scratch_len = t.num("scratch_len");
     let ppid = std::process::id();
+    let (lo, hi) = (t.num("spare_lo"), t.num("spare_hi"));
+    let spare_count = hi - lo + 1;
     format!(
         r#"
         let on_stack = ""; on_stack.pad(40000, 'x');
@@ -77,6 +82,15 @@ fn batch_script(t: &Target, start: usize, end: usize) -> String {
                     }},
                     5 => {{
                         if syscall("getppid", []) != {ppid} {{ throw `syscall getppid at ${{i}}`; }}
+                    }},
+                    9 if i % 40 == 9 => {{
+                        let spare = fds().filter(|f| f.kind == "socket" && f.fd >= {lo} && f.fd <= {hi});
+                        if spare.len() != {spare_count} {{ throw `fds() at ${{i}}: ${{spare.len()}} spare sockets`; }}
+                    }},
+                    9 if i % 40 == 29 => {{
+                        let fd = {lo} + (i / 40) % {spare_count};
+                        let f = fds().filter(|f| f.fd == fd)[0];
+                        if f.shutdown(SHUT_RDWR) != 0 {{ throw `shutdown of ${{fd}} at ${{i}}`; }}
                     }},
                     _ => {{
                         let at = {scratch} + (i * 64) % ({scratch_len} - 64);
