@@ -1,9 +1,12 @@
-//! Bad input at scale: random builtin calls with random argument types and
-//! values — huge strings and blobs, negative and huge lengths, unmapped and
-//! kernel addresses, floats, maps, arrays, unit, function pointers, targets,
-//! too many arguments — made by a small deterministic generator and run
-//! through the real binary. reach may fail (exit 1 or 2, one line of error)
-//! or succeed, but never panic, and the target is intact afterwards.
+//! Bad input at scale: random builtin calls (call, syscall, sym, read,
+//! read_cstr, write, freeze/thaw, errno, attach/detach, fds, f.shutdown,
+//! threads, signals, maps, status, pgrep, pause, help) with random argument
+//! types and values — huge strings and blobs, negative and huge lengths,
+//! unmapped and kernel addresses, floats, maps, arrays, unit, function
+//! pointers, targets, too many arguments — made by a small deterministic
+//! generator and run through the real binary. reach may fail (exit 1 or 2,
+//! one line of error) or succeed, but never panic, and the target is intact
+//! afterwards.
 //!
 //! Nothing generated can legitimately harm the target: functions are ones
 //! that only read memory or compute (strlen, abs, memchr, …), system calls
@@ -215,7 +218,7 @@ impl Gen<'_> {
         } else {
             ""
         };
-        match self.rng.below(16) {
+        match self.rng.below(17) {
             0..=3 => format!("{recv}call({}, {})", self.name(), self.args()),
             4 | 5 => {
                 let which = match self.rng.below(4) {
@@ -260,8 +263,44 @@ impl Gen<'_> {
                     ])
                     .clone()
             }
-            14 => format!("pgrep({})", self.value(1)),
-            _ => format!("help({})", self.value(1)),
+            14 => match self.rng.below(3) {
+                0 => format!("pgrep({})", self.value(1)),
+                1 => format!("help({})", self.value(1)),
+                // reach's own sleep: only invalid or tiny durations.
+                _ => format!(
+                    "pause({})",
+                    self.rng.pick(&[
+                        "-1",
+                        "600001",
+                        "9223372036854775807",
+                        "1.5",
+                        "\"x\"",
+                        "()",
+                        "0",
+                        "2"
+                    ])
+                ),
+            },
+            _ => {
+                let how = match self.rng.below(3) {
+                    0 => self.rng.below(3).to_string(),
+                    1 => self.int(),
+                    _ => self.value(1),
+                };
+                let k = self.rng.below(24);
+                let pick = self.rng.below(8);
+                match pick {
+                    0 => format!("{recv}fds()"),
+                    1 => format!("{recv}threads()"),
+                    2 => format!("{recv}signals()"),
+                    3 => format!("{recv}maps()"),
+                    4 => format!("{recv}status()"),
+                    5 => format!("{}.shutdown({how})", self.value(1)),
+                    // Any of the fixture's descriptors: its only sockets
+                    // are spare ones, the rest are not sockets at all.
+                    _ => format!("{recv}fds()[{k}].shutdown({how})"),
+                }
+            }
         }
     }
 }
