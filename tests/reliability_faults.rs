@@ -1,8 +1,10 @@
 //! Faults while reach holds the target: the target killed at random points
-//! (mid-call, or frozen between calls), threads appearing and exiting
-//! inside a frozen window, fork, vfork, system and execl called inside the
-//! target, and a SIGSTOP that arrives during a call. (A seccomp filter that
-//! traps the injected call is covered in call_errors.rs.)
+//! (mid-call, frozen between calls, while its threads are being stopped),
+//! threads appearing and exiting inside a frozen window, fork, vfork,
+//! system and execl called inside the target, a SIGSTOP that arrives during
+//! a call, calls and syscalls into a SIGSTOPped target, and the signal mask
+//! of what an injected call starts. (A seccomp filter that traps the
+//! injected call is covered in call_errors.rs.)
 
 mod common;
 
@@ -198,7 +200,7 @@ fn a_thread_that_starts_and_exits_inside_a_frozen_window_is_no_trouble() {
 
 // ---------------------------------------------------------------- fork, system, exec
 
-/// Asks the target to reap one child; returns the answer's fields.
+/// Asks the target to reap one child; returns its answer line.
 fn reap(t: &mut Target) -> String {
     t.send("reap");
     t.line_matching(STATE_DEADLINE, |l| l.starts_with("reaped"))
