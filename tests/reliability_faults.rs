@@ -314,6 +314,37 @@ fn a_sigstop_that_arrives_during_a_call_stops_the_target_afterwards() {
     assert_still_stopped_then_resumes(&mut t);
 }
 
+#[test]
+fn a_sigstop_during_a_raw_syscall_neither_cuts_it_short_nor_leaks_a_restart_code() {
+    let mut t = faults_target(&[]);
+    let pid = t.pid;
+    // nanosleep({0, 300 ms}) as a raw system call: the timespec as a blob.
+    let script = r#"let ts = blob(16, 0);
+        ts.write_le(8, 8, 300000000);
+        syscall("nanosleep", [ts, 0])"#;
+    let started = std::time::Instant::now();
+    let running = spawn_reach(&["-p", &pid.to_string(), "-e", script]);
+    // The main thread's own code never sleeps in nanosleep: once it does
+    // under a tracer, it is in the injected system call.
+    let in_call = wait_until(STATE_DEADLINE, || {
+        tracer_pid(pid) != 0 && task_syscall(pid, pid) == Some(libc::SYS_nanosleep)
+    });
+    assert!(in_call, "the system call never started");
+    t.signal(libc::SIGSTOP);
+    let out = running.finish(REACH_DEADLINE);
+    let took = started.elapsed();
+    assert_ok(&out);
+    // A stop does not end a nanosleep for the program (the kernel restarts
+    // it); -516 is ERESTART_RESTARTBLOCK, which no program ever sees.
+    assert_eq!(
+        out.stdout.trim(),
+        "0",
+        "the system call's result after a SIGSTOP (after {took:?})"
+    );
+    assert!(took >= Duration::from_millis(300), "cut short: {took:?}");
+    assert_still_stopped_then_resumes(&mut t);
+}
+
 /// SIGSTOPs the target and waits until every thread is in group stop.
 fn stop_target(t: &Target) {
     t.signal(libc::SIGSTOP);
