@@ -472,3 +472,97 @@ fn a_thread_created_by_a_call_starts_with_the_targets_signal_mask() {
         "the new thread inherited reach's call-time signal mask"
     );
 }
+
+// ---------------------------------------------------------------- other tracers
+
+/// Two or three reach sessions on one target at once (two operators, or a
+/// playbook running while someone looks): an operation that finds the
+/// target held by the other session is refused, saying so — "already
+/// traced", naming the tracer — and nothing else goes wrong, in either
+/// session or in the target.
+#[test]
+fn concurrent_reach_sessions_refuse_each_other_cleanly() {
+    let mut t = Target::fixture("rel_stress", &["4"]);
+    let pid = t.pid;
+    assert!(wait_until(STATE_DEADLINE, || checker_stats(&t)
+        .iter()
+        .all(|&(n, _)| n > 0)));
+    // Each session counts its successes and keeps the first few errors
+    // that are not the expected refusal.
+    let script = r#"
+        let ok = 0; let refused = 0; let other = [];
+        for i in 0..150 {
+            try {
+                if call("getpid", []) == PID { ok += 1; }
+            } catch (e) {
+                let m = `${e}`;
+                if m.contains("already traced") { refused += 1; }
+                else if other.len() < 3 { other.push(m); }
+            }
+        }
+        `ok=${ok} refused=${refused} other=${other}`"#;
+    let sessions: Vec<RunningReach> = (0..3)
+        .map(|_| spawn_reach(&["-p", &pid.to_string(), "-e", script]))
+        .collect();
+    let outs: Vec<ReachOutput> = sessions
+        .into_iter()
+        .map(|s| s.finish(REACH_DEADLINE))
+        .collect();
+    for out in &outs {
+        assert_ok(out);
+    }
+    let summaries: Vec<&str> = outs.iter().map(|o| o.stdout.trim()).collect();
+    eprintln!("{summaries:#?}");
+    assert!(
+        summaries.iter().all(|s| s.ends_with("other=[]")),
+        "refusals that do not say the target is held by another reach: {summaries:#?}"
+    );
+    assert_registers_intact(&t);
+    assert_untouched(&mut t);
+}
+
+/// The blocked fixture with its last thread (futex) held by another
+/// tracer, once every thread is in its system call: reach seizes and
+/// interrupts the others before it meets the traced one.
+fn blocked_with_one_thread_traced() -> (Target, Target) {
+    let t = Target::fixture("blocked", &[]);
+    let pid = t.pid;
+    for name in ["epoll", "recv", "futex"] {
+        let tid = t.num(name) as i32;
+        assert!(wait_until(STATE_DEADLINE, || task_syscall(pid, tid).is_some()));
+    }
+    let futex = t.num("futex") as i32;
+    let tracer = Target::fixture("tracer", &[&futex.to_string()]);
+    assert!(wait_until(STATE_DEADLINE, || {
+        task_status(pid, futex, "TracerPid") == Some(tracer.pid.to_string())
+    }));
+    (t, tracer)
+}
+
+#[test]
+fn a_thread_held_by_another_tracer_is_named_in_the_refusal() {
+    let (t, tracer) = blocked_with_one_thread_traced();
+    let out = eval(t.pid, r#"call("getpid", [])"#);
+    let code = out.code().unwrap_or(0);
+    assert!(code == 1 || code == 2, "{out:#?}");
+    assert_error(&out, code, &["traced", &tracer.pid.to_string()]);
+}
+
+#[test]
+fn a_refused_window_leaks_no_eintr_into_the_threads_it_interrupted() {
+    let (mut t, tracer) = blocked_with_one_thread_traced();
+    let out = eval(t.pid, r#"call("getpid", [])"#);
+    assert_ne!(out.code(), Some(0), "{out:#?}");
+    drop(tracer);
+    assert_untraced(t.pid);
+    let results = blocked_results(&mut t);
+    let eintr: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r["errno"] == libc::EINTR as i64)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        eintr.is_empty(),
+        "EINTR in {eintr:?} after a refused window: {results:?}"
+    );
+}

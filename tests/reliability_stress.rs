@@ -325,3 +325,38 @@ fn mixed_operations_under_signal_load_leave_no_trace() {
     assert_untraced(pid);
     assert_untouched(&mut t);
 }
+
+/// A timeout inside the target runs on the target's clock, not reach's: a
+/// thread in epoll_wait(5 s) or in recv with SO_RCVTIMEO 5 s times out
+/// after about 5 s, however many operations reach makes meanwhile (every
+/// stop interrupts the call; reach re-issues it so the program sees no
+/// EINTR, and must not restart its timeout from zero each time).
+#[test]
+fn timeouts_in_the_target_are_not_stretched_by_many_operations() {
+    let mut t = Target::fixture("blocked", &[]);
+    let pid = t.pid;
+    for name in ["epoll", "recv"] {
+        let tid = t.num(name) as i32;
+        assert!(wait_until(STATE_DEADLINE, || task_syscall(pid, tid).is_some()));
+    }
+    // About two seconds of back-to-back windows.
+    let started = Instant::now();
+    let out = eval_ok(
+        pid,
+        r#"let n = 0; for i in 0..2000 { call("getpid", []); n += 1; } n"#,
+    );
+    assert_eq!(out, "2000");
+    eprintln!("2000 calls in {:?}", started.elapsed());
+    let results = blocked_results(&mut t);
+    for name in ["epoll", "recv"] {
+        assert_ne!(results[name]["errno"], libc::EINTR as i64, "{results:?}");
+    }
+    // 5 s, plus scheduling slack; not 5 s after the last stop.
+    for name in ["epoll", "recv"] {
+        assert!(
+            results[name]["ms"] < 5500,
+            "{name}'s 5 s timeout took {} ms: {results:?}",
+            results[name]["ms"]
+        );
+    }
+}

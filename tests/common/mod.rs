@@ -709,3 +709,25 @@ pub fn sigqueue(pid: i32, sig: i32, value: i32) -> Result<(), i32> {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// Lets every thread of the `blocked` fixture finish (writes its stdin,
+/// connects to its port) and returns each thread's result fields
+/// ("ret", "errno", "ms") by thread name, once it prints "done".
+pub fn blocked_results(t: &mut Target) -> HashMap<String, HashMap<String, i64>> {
+    t.send("x");
+    let port = t.field("port").to_string();
+    let _conn = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut results = HashMap::new();
+    while results.len() < 6 {
+        let line = t.line_matching(STATE_DEADLINE, |l| l.starts_with("result "));
+        let mut words = line.split_whitespace().skip(1);
+        let name = words.next().unwrap().to_string();
+        let fields = words
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.parse::<i64>().unwrap()))
+            .collect();
+        results.insert(name, fields);
+    }
+    t.line_matching(STATE_DEADLINE, |l| l == "done");
+    results
+}
