@@ -442,37 +442,6 @@ fn a_program_execed_by_a_call_starts_with_the_targets_signal_mask() {
     );
 }
 
-#[test]
-fn a_thread_created_by_a_call_starts_with_the_targets_signal_mask() {
-    let t = faults_target(&[]);
-    let pid = t.pid;
-    let before = tids(pid);
-    let out = eval_ok(
-        pid,
-        r#"let b = call("malloc", [8]);
-           let r = call("pthread_create", [b, 0, sym("long_lived"), 0]);
-           call("free", [b]);
-           r"#,
-    );
-    assert_eq!(out, "0");
-    assert!(wait_until(STATE_DEADLINE, || tids(pid).len() == before.len() + 1));
-    let new = tids(pid)
-        .into_iter()
-        .find(|tid| !before.contains(tid))
-        .unwrap();
-    for tid in &before {
-        assert_eq!(
-            task_status(pid, *tid, "SigBlk").as_deref(),
-            Some("0000000000000000")
-        );
-    }
-    assert_eq!(
-        task_status(pid, new, "SigBlk").as_deref(),
-        Some("0000000000000000"),
-        "the new thread inherited reach's call-time signal mask"
-    );
-}
-
 // ---------------------------------------------------------------- other tracers
 
 /// Two or three reach sessions on one target at once (two operators, or a

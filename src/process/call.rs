@@ -10,6 +10,7 @@
 //! (arch/x86/kernel/signal.c, arch_do_signal_or_restart) away from the
 //! frame. After each operation the thread is put back exactly as saved.
 
+use super::procinfo;
 use super::stop::StopWindow;
 use super::{Error, Result, ptrace_err};
 use crate::sys::interrupt;
@@ -91,8 +92,13 @@ pub fn signal_name(sig: i32) -> &'static str {
 /// How to let the call thread go on.
 #[derive(Clone, Copy)]
 enum Resume {
+    /// Run until a signal (the return trap, a fault).
     Cont,
+    /// Run until the next syscall entry or exit.
     Syscall,
+    /// Run until the pending interrupt stops it; a group-stop (the process
+    /// is `kill -STOP`ped) answers the interrupt too.
+    ToStop,
 }
 
 /// Limits of one operation.
@@ -215,30 +221,38 @@ fn run_syscall(
     r.eflags &= !(EFLAGS_DF | EFLAGS_TF);
     ptrace::set_regs(tid, &r).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
 
-    // Entry stop, exit stop: the result is in rax.
-    let mut syscall_stops = 0;
-    let mut result = None;
-    loop {
-        let resume = if result.is_some() {
-            Resume::Cont
-        } else {
-            Resume::Syscall
-        };
-        match step(win, resume, what, limits)? {
+    // Entry stop, then exit stop: the result is in rax. A stop signal
+    // arriving meanwhile makes the kernel leave a restart code (-512 to
+    // -516, never seen by programs) at the exit stop and issue the call
+    // again once the process is continued: follow it to the real result.
+    let mut entered = false;
+    let result = loop {
+        match step(win, Resume::Syscall, what, limits)? {
+            Stop::Syscall if !entered => entered = true,
             Stop::Syscall => {
-                syscall_stops += 1;
-                if syscall_stops == 2 {
-                    let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-                    result = Some(now.rax as i64);
-                    // A syscall-exit stop returns straight to user space
-                    // without passing the restart logic, so restoring the
-                    // interrupted thread there would leak a raw
-                    // -ERESTARTSYS into it. Bring it to a signal-handling
-                    // stop first (one with no user code run in between).
-                    ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+                entered = false;
+                let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                let ret = now.rax as i64;
+                if !(-516..=-512).contains(&ret) {
+                    break ret;
                 }
             }
-            Stop::Interrupted if result.is_some() => return Ok(result.unwrap_or_default()),
+            Stop::Signal(sig) => {
+                let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                return Err(fault(tid, sig, what, &now));
+            }
+            _ => continue,
+        }
+    };
+    // A syscall-exit stop returns straight to user space without passing
+    // the restart logic, so restoring the interrupted thread there would
+    // leak a raw -ERESTARTSYS into it. Bring it to a signal-handling stop
+    // first (one with no user code run in between).
+    ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+    loop {
+        match step(win, Resume::ToStop, what, limits)? {
+            Stop::Interrupted | Stop::GroupStop(_) => return Ok(result),
+            // A seccomp SIGSYS is delivered after the exit stop.
             Stop::Signal(sig) => {
                 let now = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
                 return Err(fault(tid, sig, what, &now));
@@ -255,14 +269,25 @@ fn run_syscall(
 fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Result<Stop> {
     let tid = win.call_tid;
     let go = |sig: i32| match resume {
-        Resume::Cont => ptrace::cont(tid, sig),
-        Resume::Syscall => syscall_cont(tid, sig),
+        Resume::Cont | Resume::ToStop => ptrace::cont(tid, sig),
+        Resume::Syscall => ptrace::cont_syscall(tid, sig),
     };
     go(0).map_err(ptrace_err("PTRACE_CONT", tid))?;
     let _ticker = interrupt::Ticker::start(50);
     loop {
         match next_stop(win) {
-            Ok(Stop::GroupStop(_) | Stop::Event(_)) => {
+            Ok(stop @ Stop::GroupStop(_)) if matches!(resume, Resume::ToStop) => return Ok(stop),
+            Ok(Stop::GroupStop(_)) => go(0).map_err(ptrace_err("PTRACE_CONT", tid))?,
+            Ok(Stop::Event(event)) => {
+                // fork, vfork, clone: hold on to the new process or thread
+                // from the start, or it may outlive the window unnoticed.
+                if matches!(
+                    event,
+                    libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE
+                ) && let Ok(child) = ptrace::event_msg(tid)
+                {
+                    win.adopt_later(child);
+                }
                 go(0).map_err(ptrace_err("PTRACE_CONT", tid))?
             }
             Ok(Stop::Signal(libc::SIGSTOP)) => {
@@ -320,17 +345,34 @@ fn route_other(win: &mut StopWindow, tid: Tid, stop: Stop) {
     }
 }
 
-/// A process forked by the injected code, attached by the kernel
-/// (`PTRACE_O_TRACEFORK`). It is a copy of the call thread, so when it
-/// returns from the call it would crash at reach's return address 0. Let it
-/// run until it execs (then release it: `system()` and `posix_spawn` work)
-/// or comes back to that address (then make it `_exit(0)` instead).
+/// A process or thread started by the injected code, attached by the
+/// kernel (`PTRACE_O_TRACEFORK`/`TRACEVFORK`/`TRACECLONE`). It inherited
+/// reach's call-time signal mask: give it the target's own first. A thread
+/// is part of the target: release it. A forked process is a copy of the
+/// call thread, so when it returns from the call it would crash at reach's
+/// return address 0: let it run until it execs (then release it: `system()`
+/// and `posix_spawn` work) or comes back to that address (then make it
+/// `_exit(0)` instead).
 fn tend_child(win: &mut StopWindow, tid: Tid, stop: Stop) {
-    if !win.children.contains(&tid) {
-        win.children.push(tid);
+    if stop.is_gone() {
+        win.drop_child(tid);
+        return;
+    }
+    if win.adopt(tid)
+        && let Some(mask) = win.original_sigmask()
+    {
+        let _ = ptrace::set_sigmask(tid, mask);
+    }
+    if procinfo::tgid(tid) == Some(win.pid) {
+        let sig = match stop {
+            Stop::Signal(sig) => sig,
+            _ => 0,
+        };
+        let _ = ptrace::detach(tid, sig);
+        win.drop_child(tid);
+        return;
     }
     let done = match stop {
-        Stop::Exited(_) | Stop::Killed(_) => true,
         Stop::Exec => {
             let _ = ptrace::detach(tid, 0);
             true
@@ -346,7 +388,7 @@ fn tend_child(win: &mut StopWindow, tid: Tid, stop: Stop) {
         _ => ptrace::cont(tid, 0).is_err(),
     };
     if done {
-        win.children.retain(|c| *c != tid);
+        win.drop_child(tid);
     }
 }
 
@@ -371,20 +413,12 @@ fn exit_quietly(tid: Tid, mut r: Regs) {
 /// exit; any still running then are released as they are.
 fn settle_children(win: &mut StopWindow, limits: &Limits) {
     let _ticker = interrupt::Ticker::start(50);
-    while !win.children.is_empty() && Instant::now() < limits.deadline {
+    while win.has_children() && Instant::now() < limits.deadline {
         match ptrace::wait_any() {
             Ok((tid, stop)) => route_other(win, tid, stop),
             Err(Errno::EINTR) if interrupt::pending().is_none() => continue,
             Err(_) => break,
         }
-    }
-}
-
-fn syscall_cont(tid: i32, sig: i32) -> std::result::Result<(), Errno> {
-    if sig == 0 {
-        ptrace::cont_syscall(tid)
-    } else {
-        ptrace::cont(tid, sig)
     }
 }
 

@@ -176,7 +176,7 @@ impl ShutdownPath {
 
 fn proc_error(pid: i32, e: std::io::Error) -> Error {
     match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoSuchProcess(pid.to_string()),
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
         std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
         _ => Error::Proc {
             pid,

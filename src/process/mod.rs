@@ -43,10 +43,16 @@ pub enum Error {
         tracer: i32,
         tracer_name: String,
     },
+    #[error(
+        "pid {0} was already traced by another debugger at that moment (it has let go since): try again"
+    )]
+    TracedMeanwhile(i32),
     #[error("not permitted to trace pid {0}")]
     NotPermitted(i32),
     #[error("target {0} exited")]
     TargetExited(i32),
+    #[error("thread {0} of the target exited")]
+    ThreadExited(i32),
     #[error("pid {0} now belongs to another process: the target exited and its pid was reused")]
     PidReused(i32),
     #[error("no target: give one with -p PID or attach(pid)")]
@@ -103,6 +109,11 @@ fn memory_reason(errno: Errno) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A failed ptrace request on `tid`. ESRCH means the thread is gone (the
+/// target layer turns that into "target exited" when the whole process is).
 pub(crate) fn ptrace_err(op: &'static str, tid: i32) -> impl FnOnce(Errno) -> Error {
-    move |errno| Error::Ptrace { op, tid, errno }
+    move |errno| match errno {
+        Errno::ESRCH => Error::ThreadExited(tid),
+        errno => Error::Ptrace { op, tid, errno },
+    }
 }

@@ -17,9 +17,9 @@ pub struct Identity {
 
 fn open(pid: i32) -> Result<Process> {
     if pid <= 0 {
-        return Err(Error::NoSuchProcess(pid.to_string()));
+        return Err(Error::NoSuchProcess(format!("pid {pid}")));
     }
-    Process::new(pid).map_err(|_| Error::NoSuchProcess(pid.to_string()))
+    Process::new(pid).map_err(|_| Error::NoSuchProcess(format!("pid {pid}")))
 }
 
 /// Check that `pid` is a live user-space process nobody else traces.
@@ -27,7 +27,7 @@ pub fn check_traceable(pid: i32) -> Result<Identity> {
     let proc = open(pid)?;
     let stat = proc
         .stat()
-        .map_err(|_| Error::NoSuchProcess(pid.to_string()))?;
+        .map_err(|_| Error::NoSuchProcess(format!("pid {pid}")))?;
     if stat.pid != pid {
         // A thread id: /proc/TID exists for threads too, but is not listed.
         return Err(Error::NoSuchProcess(format!(
@@ -96,6 +96,39 @@ pub fn task_state(pid: i32, tid: i32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// Thread `tid` of `pid` no longer runs: gone, or a zombie.
+pub fn is_gone(pid: i32, tid: i32) -> bool {
+    task_state(pid, tid).is_none_or(|s| matches!(s, 'Z' | 'X'))
+}
+
+/// The process (thread group) `tid` belongs to.
+pub fn tgid(tid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// No thread of `pid` runs any more (cheap when the leader does).
+pub fn all_gone(pid: i32) -> bool {
+    is_gone(pid, pid) && tasks(pid).is_ok_and(|tids| tids.iter().all(|&t| is_gone(pid, t)))
+}
+
+/// The pid tracing thread `tid` of `pid` (0: none).
+pub fn task_tracer(pid: i32, tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Whether thread `tid` has a signal pending that it does not block: such
 /// a signal, not reach, is what interrupted its system call.
 pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
@@ -112,11 +145,16 @@ pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
     (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
 }
 
+/// Yama's `kernel.yama.ptrace_scope`, where Yama is enabled.
+pub fn ptrace_scope() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+}
+
 /// Why a `PTRACE_SEIZE` may be refused, and what to do about it.
 pub fn permission_hint() -> String {
-    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
+    let scope = ptrace_scope();
     let root = nix::unistd::Uid::effective().is_root();
     let mut hint = String::from("hint: ");
     if !root {

@@ -60,7 +60,7 @@ impl Masks {
 pub fn list(pid: i32) -> Result<Vec<Signal>> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NoSuchProcess(pid.to_string()),
+            std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
             _ => Error::Proc {
                 pid,
                 msg: e.to_string(),

@@ -10,6 +10,7 @@
 //! thread. A process that was stopped (group-stop) stays stopped: the kernel
 //! re-arms the group-stop on detach (`__ptrace_unlink`).
 
+use super::call::CallError;
 use super::procinfo;
 use super::{Error, Result, ptrace_err};
 use crate::sys::interrupt;
@@ -84,9 +85,10 @@ pub struct StopWindow {
     pub call_tid: Tid,
     /// The call thread's state, saved before the first change to it.
     saved: Option<Saved>,
-    /// Processes forked by injected code and still attached (see
-    /// `call.rs`, `tend_child`).
-    pub children: Vec<Tid>,
+    /// Processes and threads started by injected code and still attached
+    /// (see `call.rs`, `tend_child`), and whether each got the target's
+    /// signal mask back.
+    children: Vec<(Tid, bool)>,
     closed: bool,
 }
 
@@ -102,50 +104,47 @@ impl StopWindow {
             children: Vec::new(),
             closed: false,
         };
+        // Threads that are exiting (and so cannot be seized): not new again.
+        let mut skipped: Vec<Tid> = Vec::new();
         loop {
             let new: Vec<Tid> = procinfo::tasks(pid)?
                 .into_iter()
-                .filter(|tid| !win.threads.iter().any(|t| t.tid == *tid))
+                .filter(|tid| !win.threads.iter().any(|t| t.tid == *tid) && !skipped.contains(tid))
                 .collect();
             if new.is_empty() {
                 break;
             }
             let mut seized = Vec::with_capacity(new.len());
+            let mut refused = None;
             for tid in new {
-                match ptrace::seize(tid) {
+                match seize(tid) {
                     Ok(()) => {
                         seized.push(tid);
-                        ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+                        // ESRCH: it is exiting; its exit is reaped below.
+                        let _ = ptrace::interrupt(tid);
                     }
                     // Exited meanwhile.
-                    Err(Errno::ESRCH) => continue,
-                    Err(Errno::EPERM) => {
-                        win.release_all(&seized);
-                        return Err(refusal(pid));
-                    }
+                    Err(Errno::ESRCH) => skipped.push(tid),
+                    Err(Errno::EPERM) => match refusal(pid, tid) {
+                        None => skipped.push(tid),
+                        Some(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    },
                     Err(e) => {
-                        win.release_all(&seized);
-                        return Err(ptrace_err("PTRACE_SEIZE", tid)(e));
+                        refused = Some(ptrace_err("PTRACE_SEIZE", tid)(e));
+                        break;
                     }
                 }
             }
-            for tid in seized {
-                match wait_for_stop(tid, deadline) {
-                    Ok(Some(stop)) => win.threads.push(Thread {
-                        tid,
-                        group_stopped: matches!(stop, Stop::GroupStop(_)),
-                    }),
-                    Ok(None) => {} // exited while we waited
-                    Err(e) => {
-                        // Still attached: make Drop release it too.
-                        win.threads.push(Thread {
-                            tid,
-                            group_stopped: false,
-                        });
-                        return Err(e);
-                    }
-                }
+            // Even when refusing: the threads already interrupted must
+            // stop, and have their system calls fixed up, before release.
+            let waited = win.wait_for_stops(seized, deadline);
+            if let Some(e) = refused {
+                return Err(e);
             }
+            waited?;
         }
         if win.threads.is_empty() || procinfo::start_time(pid) != Some(start_time) {
             let reused = procinfo::start_time(pid).is_some();
@@ -157,9 +156,6 @@ impl StopWindow {
         }
         if !win.threads.iter().any(|t| t.tid == pid) {
             win.call_tid = win.threads[0].tid;
-        }
-        for t in &win.threads {
-            reissue_if_interrupted(pid, t.tid)?;
         }
         Ok(win)
     }
@@ -181,6 +177,7 @@ impl StopWindow {
             sigmask,
         });
         ptrace::set_sigmask(tid, CALL_SIGMASK).map_err(ptrace_err("PTRACE_SETSIGMASK", tid))?;
+        ptrace::trace_clones(tid).map_err(ptrace_err("PTRACE_SETOPTIONS", tid))?;
         Ok(regs)
     }
 
@@ -212,9 +209,65 @@ impl StopWindow {
         let restored = self.restore();
         let tids: Vec<Tid> = self.threads.iter().map(|t| t.tid).collect();
         self.release_all(&tids);
-        let children = std::mem::take(&mut self.children);
+        let children: Vec<Tid> = self.children.drain(..).map(|(tid, _)| tid).collect();
         self.release_all(&children);
         restored
+    }
+
+    /// Wait until every thread in `pending` (seized and interrupted)
+    /// reports its stop, and record it. A signal already on its way is
+    /// delivered first, as it would have been without reach; then the
+    /// interrupt's stop follows. Waiting on all of them at once matters: a
+    /// dying process's leader reports its exit only after the others are
+    /// reaped. On error the threads still running are recorded too, so that
+    /// closing the window releases them.
+    fn wait_for_stops(&mut self, mut pending: Vec<Tid>, deadline: Instant) -> Result<()> {
+        let _ticker = interrupt::Ticker::start(50);
+        while !pending.is_empty() {
+            let (tid, stop) = match ptrace::wait_any() {
+                Ok(event) => event,
+                Err(Errno::EINTR) => {
+                    let error = if let Some(sig) = interrupt::pending() {
+                        CallError::Interrupted(sig)
+                    } else if Instant::now() >= deadline {
+                        CallError::StopTimeout(pending[0])
+                    } else {
+                        continue;
+                    };
+                    self.threads.extend(pending.iter().map(|&tid| Thread {
+                        tid,
+                        group_stopped: false,
+                    }));
+                    return Err(error.into());
+                }
+                Err(Errno::ECHILD) => break,
+                Err(e) => return Err(ptrace_err("waitpid", self.pid)(e)),
+            };
+            if !pending.contains(&tid) {
+                if stop.is_gone() {
+                    self.forget(tid);
+                }
+                continue;
+            }
+            match stop {
+                Stop::Interrupted | Stop::GroupStop(_) => {
+                    pending.retain(|t| *t != tid);
+                    reissue_if_interrupted(self.pid, tid);
+                    self.threads.push(Thread {
+                        tid,
+                        group_stopped: matches!(stop, Stop::GroupStop(_)),
+                    });
+                }
+                Stop::Signal(sig) => {
+                    let _ = ptrace::cont(tid, sig);
+                }
+                Stop::Syscall | Stop::Event(_) | Stop::Exec => {
+                    let _ = ptrace::cont(tid, 0);
+                }
+                Stop::Exited(_) | Stop::Killed(_) => pending.retain(|t| *t != tid),
+            }
+        }
+        Ok(())
     }
 
     fn release_all(&self, tids: &[Tid]) {
@@ -223,11 +276,49 @@ impl StopWindow {
         }
     }
 
-    /// The call thread replaced the process image (execve): there is
-    /// nothing left to restore, and its old registers must not be written
-    /// into the new program.
+    /// The call thread replaced the process image (execve): its old
+    /// registers must not be written into the new program, but the signal
+    /// mask survives execve, so the new program gets the target's own.
     pub fn discard_saved(&mut self) {
-        self.saved = None;
+        if let Some(saved) = self.saved.take() {
+            let _ = ptrace::set_sigmask(self.call_tid, saved.sigmask);
+        }
+    }
+
+    /// Note a process or thread started by injected code. True the first
+    /// time it is seen this way: then it still has reach's call-time signal
+    /// mask, and should get the target's own.
+    pub fn adopt(&mut self, tid: Tid) -> bool {
+        match self.children.iter_mut().find(|c| c.0 == tid) {
+            Some(child) => !std::mem::replace(&mut child.1, true),
+            None => {
+                self.children.push((tid, true));
+                true
+            }
+        }
+    }
+
+    /// Note a child announced by a fork/vfork/clone event, before its first
+    /// stop is seen.
+    pub fn adopt_later(&mut self, tid: Tid) {
+        // Already gone (and reaped through `tend_child`): nothing to hold.
+        if !self.children.iter().any(|c| c.0 == tid) && !procinfo::is_gone(tid, tid) {
+            self.children.push((tid, false));
+        }
+    }
+
+    /// A child reach no longer holds (it exited, exec'd or was released).
+    pub fn drop_child(&mut self, tid: Tid) {
+        self.children.retain(|c| c.0 != tid);
+    }
+
+    pub fn has_children(&self) -> bool {
+        !self.children.is_empty()
+    }
+
+    /// The call thread's own signal mask, while reach holds it changed.
+    pub fn original_sigmask(&self) -> Option<u64> {
+        self.saved.as_ref().map(|s| s.sigmask)
     }
 
     /// Forget a thread that no longer exists.
@@ -267,57 +358,57 @@ const fn bit(sig: i32) -> u64 {
     1 << (sig - 1)
 }
 
-/// Wait until a freshly interrupted thread reports its stop. A signal that
-/// was already on its way is delivered first, as it would have been
-/// without reach; then the interrupt's stop follows. `None`: it exited.
-fn wait_for_stop(tid: Tid, deadline: Instant) -> Result<Option<Stop>> {
-    let _ticker = interrupt::Ticker::start(50);
-    loop {
-        match ptrace::wait(tid) {
-            Ok(stop @ (Stop::Interrupted | Stop::GroupStop(_))) => return Ok(Some(stop)),
-            Ok(Stop::Signal(sig)) => {
-                ptrace::cont(tid, sig).map_err(ptrace_err("PTRACE_CONT", tid))?
-            }
-            Ok(Stop::Syscall | Stop::Event(_) | Stop::Exec) => {
-                ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?
-            }
-            Ok(Stop::Exited(_) | Stop::Killed(_)) | Err(Errno::ECHILD | Errno::ESRCH) => {
-                return Ok(None);
-            }
-            Err(Errno::EINTR) => {
-                if let Some(sig) = interrupt::pending() {
-                    return Err(super::call::CallError::Interrupted(sig).into());
-                }
-                if Instant::now() >= deadline {
-                    return Err(super::call::CallError::StopTimeout(tid).into());
-                }
-            }
-            Err(e) => return Err(ptrace_err("waitpid", tid)(e)),
-        }
-    }
-}
-
 /// If our interrupt made `tid`'s system call fail with a plain EINTR, turn
 /// the result into a restart code so it is re-issued when the thread goes
 /// on (unless a real signal is also pending: then the EINTR is genuine).
-fn reissue_if_interrupted(pid: i32, tid: Tid) -> Result<()> {
-    let mut regs = ptrace::get_regs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+fn reissue_if_interrupted(pid: i32, tid: Tid) {
+    let Ok(mut regs) = ptrace::get_regs(tid) else {
+        return; // gone
+    };
     let nr = regs.orig_rax as i64;
     if regs.rax == EINTR_RET
         && REISSUE_ON_EINTR.contains(&nr)
         && !procinfo::has_deliverable_signal(pid, tid)
     {
         regs.rax = ERESTARTNOHAND_RET;
-        ptrace::set_regs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+        let _ = ptrace::set_regs(tid, &regs);
     }
-    Ok(())
 }
 
-/// Why `PTRACE_SEIZE` said EPERM: another tracer, or no permission.
-fn refusal(pid: i32) -> Error {
-    match procinfo::check_traceable(pid) {
-        Err(e @ Error::AlreadyTraced { .. }) => e,
-        _ => Error::NotPermitted(pid),
+/// `PTRACE_SEIZE`, tried again when it says EPERM but nobody traces the
+/// thread any more: another tracer (another reach) let go meanwhile.
+fn seize(tid: Tid) -> std::result::Result<(), Errno> {
+    let mut tries = 0;
+    loop {
+        match ptrace::seize(tid) {
+            Err(Errno::EPERM) if tries < 3 && procinfo::task_tracer(tid, tid) == 0 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Why `PTRACE_SEIZE` of thread `tid` said EPERM: it is exiting (`None`:
+/// skip it), the whole process is exiting, another tracer holds it, or
+/// reach is not permitted.
+fn refusal(pid: i32, tid: Tid) -> Option<Error> {
+    if procinfo::is_gone(pid, tid) {
+        return None;
+    }
+    if procinfo::is_gone(pid, pid) {
+        return Some(Error::TargetExited(pid));
+    }
+    match procinfo::task_tracer(pid, tid) {
+        // Root is refused only by a tracer (or ptrace_scope 3, which
+        // refuses everything): one that let go between the two reads.
+        0 if nix::unistd::Uid::effective().is_root() && procinfo::ptrace_scope() != Some(3) => {
+            Some(Error::TracedMeanwhile(pid))
+        }
+        0 => Some(Error::NotPermitted(pid)),
+        tracer => Some(Error::AlreadyTraced {
+            pid,
+            tracer,
+            tracer_name: procinfo::comm(tracer).unwrap_or_else(|| "?".into()),
+        }),
     }
 }
 
@@ -327,6 +418,9 @@ fn release(tid: Tid) {
         Ok(()) => {}
         Err(Errno::ESRCH) => {
             // Either gone, or running (detach needs a stopped tracee).
+            if procinfo::task_state(tid, tid).is_none_or(|s| matches!(s, 'Z' | 'X')) {
+                return;
+            }
             if ptrace::interrupt(tid).is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(2);
                 while Instant::now() < deadline {

@@ -90,11 +90,23 @@ impl Target {
         match procinfo::start_time(pid) {
             None => Err(Error::TargetExited(pid)),
             Some(t) if t != self.id.start_time => Err(Error::PidReused(pid)),
-            Some(_) if alive => Ok(()),
-            Some(_) if matches!(procinfo::task_state(pid, pid), Some('Z' | 'X')) => {
-                Err(Error::TargetExited(pid))
-            }
+            // A killed process whose threads reach still holds is not yet
+            // reported through its pidfd: every thread being a zombie says
+            // it. (A zombie leader alone is a main thread that called
+            // pthread_exit.)
+            Some(_) if alive && !procinfo::all_gone(pid) => Ok(()),
+            Some(_) if procinfo::is_gone(pid, pid) => Err(Error::TargetExited(pid)),
             Some(_) => Err(Error::PidReused(pid)),
+        }
+    }
+
+    /// An error seen while the process may have been dying says little
+    /// ("ESRCH", "symbol not found" in empty maps): if it is gone, say so.
+    fn explain(&self, e: Error) -> Error {
+        match (&e, self.check_alive()) {
+            (Error::PidReused(_) | Error::TargetExited(_), _) => e,
+            (_, Err(gone)) => gone,
+            _ => e,
         }
     }
 
@@ -118,7 +130,8 @@ impl Target {
     pub fn freeze(&mut self) -> Result<()> {
         if self.frozen.is_none() {
             let limits = self.limits();
-            self.frozen = Some(self.open_window(&limits)?);
+            let win = self.open_window(&limits).map_err(|e| self.explain(e))?;
+            self.frozen = Some(win);
         }
         Ok(())
     }
@@ -135,6 +148,13 @@ impl Target {
     /// before returning. The call thread is restored after `op` either way,
     /// and `op`'s error wins over a restore error.
     fn in_window<T>(
+        &mut self,
+        op: impl FnOnce(&mut StopWindow, &mut Self, &Limits) -> Result<T>,
+    ) -> Result<T> {
+        self.in_window_raw(op).map_err(|e| self.explain(e))
+    }
+
+    fn in_window_raw<T>(
         &mut self,
         op: impl FnOnce(&mut StopWindow, &mut Self, &Limits) -> Result<T>,
     ) -> Result<T> {
@@ -158,7 +178,9 @@ impl Target {
     /// Address of `name` in the target.
     pub fn sym(&mut self, name: &str) -> Result<u64> {
         self.check_alive()?;
-        Ok(self.symbols.resolve(self.id.pid, name)?.addr)
+        let pid = self.id.pid;
+        let found = self.symbols.resolve(pid, name);
+        Ok(found.map_err(|e| self.explain(e.into()))?.addr)
     }
 
     /// The fields of `/proc/PID/status` (state, TracerPid, SigIgn, …), read
@@ -178,7 +200,8 @@ impl Target {
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
         self.check_alive()?;
         // Resolve everything before stopping anything.
-        let func = self.symbols.resolve(self.id.pid, name)?;
+        let func = self.symbols.resolve(self.id.pid, name);
+        let func = func.map_err(|e| self.explain(e.into()))?;
         let errno_fn = match self.settings.capture_errno {
             true => self.symbols.resolve(self.id.pid, "__errno_location").ok(),
             false => None,

@@ -160,7 +160,7 @@ fn takes_fd_first(nr: i64) -> bool {
 /// Thread ids of `pid`, in `/proc/PID/task` order.
 pub fn tids(pid: i32) -> Result<Vec<i32>> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoSuchProcess(pid.to_string()),
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
         std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
         _ => Error::Proc {
             pid,

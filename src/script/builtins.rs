@@ -313,7 +313,11 @@ fn attach_handle(shared: &Shared, pid: i32) -> RhaiResult<TargetHandle> {
 
 fn reg_attach(engine: &mut Engine, shared: &Shared) {
     let sh = shared.clone();
-    engine.register_fn("attach", move |pid: i64| attach_handle(&sh, pid as i32));
+    engine.register_fn("attach", move |pid: i64| {
+        let pid = i32::try_from(pid)
+            .map_err(|_| fail(process::Error::NoSuchProcess(format!("pid {pid}"))))?;
+        attach_handle(&sh, pid)
+    });
     let sh = shared.clone();
     engine.register_fn("attach", move |name: &str| {
         let pid = procinfo::find_by_name(name).map_err(fail)?;

@@ -95,11 +95,13 @@ unsafe fn request(
 /// stops are marked (TRACESYSGOOD); an exec is reported (TRACEEXEC); a
 /// process forked by injected code is attached too (TRACEFORK, TRACEVFORK),
 /// so it can be kept from returning into reach's call frame.
+const OPTIONS: i32 = libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK;
+
 pub fn seize(tid: Tid) -> Result<(), Errno> {
-    let options = (libc::PTRACE_O_TRACESYSGOOD
-        | libc::PTRACE_O_TRACEEXEC
-        | libc::PTRACE_O_TRACEFORK
-        | libc::PTRACE_O_TRACEVFORK) as usize;
+    let options = OPTIONS as usize;
     // SAFETY: PTRACE_SEIZE takes no pointers; options go in `data`.
     unsafe {
         request(
@@ -110,6 +112,38 @@ pub fn seize(tid: Tid) -> Result<(), Errno> {
         )
     }
     .map(drop)
+}
+
+/// Also attach threads that `tid` creates (`PTRACE_O_TRACECLONE`): set on
+/// the call thread, so threads an injected call starts can be given the
+/// target's own signal mask instead of reach's call-time one.
+pub fn trace_clones(tid: Tid) -> Result<(), Errno> {
+    let options = (OPTIONS | libc::PTRACE_O_TRACECLONE) as usize;
+    // SAFETY: options go in `data`; no pointers.
+    unsafe {
+        request(
+            libc::PTRACE_SETOPTIONS,
+            tid,
+            std::ptr::null_mut(),
+            options as *mut _,
+        )
+    }
+    .map(drop)
+}
+
+/// The pid of the new process or thread at a fork/vfork/clone event stop.
+pub fn event_msg(tid: Tid) -> Result<i32, Errno> {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: PTRACE_GETEVENTMSG writes one unsigned long at `data`.
+    unsafe {
+        request(
+            libc::PTRACE_GETEVENTMSG,
+            tid,
+            std::ptr::null_mut(),
+            (&mut msg as *mut libc::c_ulong).cast(),
+        )?;
+    }
+    Ok(msg as i32)
 }
 
 /// Ask a seized thread to stop (`PTRACE_EVENT_STOP`), even inside a
@@ -138,9 +172,10 @@ pub fn cont(tid: Tid, sig: i32) -> Result<(), Errno> {
     resume(libc::PTRACE_CONT, tid, sig)
 }
 
-/// Let the thread run until the next syscall entry or exit.
-pub fn cont_syscall(tid: Tid) -> Result<(), Errno> {
-    resume(libc::PTRACE_SYSCALL, tid, 0)
+/// Let the thread run until the next syscall entry or exit, delivering
+/// `sig` as [`cont`] does.
+pub fn cont_syscall(tid: Tid, sig: i32) -> Result<(), Errno> {
+    resume(libc::PTRACE_SYSCALL, tid, sig)
 }
 
 /// Release the thread, delivering `sig` if it is in a signal-delivery-stop.
