@@ -4,20 +4,25 @@
 //! Cost is linear in the number of descriptors: one `readlink` and one
 //! `fdinfo` read per descriptor (plus a `stat` for anything that is not a
 //! socket, pipe or anon inode), then one pass over each socket table of the
-//! **target's** network namespace (`/proc/PID/net/…`), joined by inode.
-//! Tables are read in order of how common they are and only until every
-//! socket is found. Odd data never aborts the listing: a descriptor closed
-//! meanwhile is left out, a field that does not parse reads `?`.
+//! **target's** network namespace, joined by inode. TCP and UDP come from
+//! a sock_diag netlink dump made in that namespace (`sys::sock_diag`), the
+//! other protocols (and TCP/UDP when netlink cannot be had) from the text
+//! tables under `/proc/PID/net/…`; both give the same fields. Tables are
+//! read in order of how common they are and only until every socket is
+//! found. Odd data never aborts the listing: a descriptor closed meanwhile
+//! is left out, a field that does not parse reads `?`.
 
 use super::target::Target;
 use super::threads;
 use super::{Arg, Error, Result};
 use crate::sys::procdir::ProcDir;
+use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,6 +157,21 @@ pub enum FdError {
     Shutdown { fd: i32, errno: Errno },
     #[error("shutdown of fd {fd} inside the target failed: {}", errno.map_or("unknown error".to_string(), |e| Errno::from_raw(e).to_string()))]
     Injected { fd: i32, errno: Option<i32> },
+    #[error("socket details by sock_diag: {0}")]
+    SockDiag(#[from] DiagError),
+}
+
+/// Where TCP and UDP socket details come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketSource {
+    /// sock_diag netlink, and the `/proc/PID/net` text tables where that
+    /// cannot be had (no CAP_SYS_ADMIN to enter the target's namespace,
+    /// no `tcp_diag`/`udp_diag` module, …). What [`list`] uses.
+    Auto,
+    /// Only the `/proc/PID/net` text tables: the fallback, forced.
+    ProcNet,
+    /// Only sock_diag for TCP and UDP: an error if it cannot be had.
+    SockDiag,
 }
 
 /// How a socket was shut down.
@@ -187,29 +207,37 @@ fn proc_error(pid: i32, e: std::io::Error) -> Error {
 
 /// Every open descriptor of `pid`, in fd order, with socket details and
 /// waiters.
+pub fn list(pid: i32) -> Result<Vec<Fd>> {
+    list_with(pid, SocketSource::Auto)
+}
+
+/// [`list`], with TCP and UDP details taken from `source`.
 ///
 /// The first socket tables (the TCP ones, by far the largest in practice)
-/// are read on a second thread while this one walks the descriptors: the
-/// two cost about the same, and the kernel's formatting of a big table is
-/// the one part that cannot be made cheaper from here. If the target turns
-/// out to hold no socket, that read is abandoned.
-pub fn list(pid: i32) -> Result<Vec<Fd>> {
+/// are read on a second thread while this one walks the descriptors. If
+/// the target turns out to hold no socket, that read is abandoned.
+pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
     let fd_path = format!("/proc/{pid}/fd");
     let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
     let entries = std::fs::read_dir(&fd_path).map_err(|e| proc_error(pid, e))?;
     let abandon = AtomicBool::new(false);
     std::thread::scope(|s| {
         let early = s.spawn(|| {
-            (0..EARLY_TABLES)
-                .map(|t| load_table(pid, t, &abandon))
-                .collect::<Vec<_>>()
+            let mut tables = Tables::new(pid, source);
+            let early = (0..EARLY_TABLES)
+                .map(|t| tables.load(t, &abandon))
+                .collect::<std::result::Result<Vec<_>, _>>();
+            (tables, early)
         });
         let mut fds = walk(pid, &fd_dir, entries);
         if !fds.iter().any(|f| f.kind == Kind::Socket) {
             abandon.store(true, Ordering::Relaxed);
         }
-        let early = early.join().unwrap_or_default();
-        join_sockets(pid, &mut fds, early);
+        let (tables, early) = early
+            .join()
+            .unwrap_or_else(|_| (Tables::new(pid, source), Ok(Vec::new())));
+        join_sockets(pid, &mut fds, tables, early.map_err(FdError::from)?)
+            .map_err(FdError::from)?;
         add_waiters(pid, &mut fds);
         Ok(fds)
     })
@@ -368,23 +396,57 @@ enum Format {
     Packet,
 }
 
-/// The tables under `/proc/PID/net`, most common first. The first
-/// [`EARLY_TABLES`] are read while the descriptors are being walked.
-const TABLES: &[(&str, &str, Format)] = &[
-    ("tcp", "tcp", INET_TCP),
-    ("tcp6", "tcp6", INET_TCP),
-    ("unix", "unix", Format::Unix),
-    ("udp", "udp", INET_UDP),
-    ("udp6", "udp6", INET_UDP),
-    ("netlink", "netlink", Format::Netlink),
-    ("raw", "raw", INET_RAW),
-    ("raw6", "raw6", INET_RAW),
-    ("packet", "packet", Format::Packet),
-    ("icmp", "icmp", INET_UDP),
-    ("icmp6", "icmp6", INET_UDP),
-    ("udplite", "udplite", INET_UDP),
-    ("udplite6", "udplite6", INET_UDP),
-];
+/// One socket table of the target's network namespace.
+struct TableSpec {
+    /// The file under `/proc/PID/net`; also the `proto` of its sockets.
+    file: &'static str,
+    format: Format,
+    /// The sock_diag dump that gives the same rows, where there is one.
+    diag: Option<(sock_diag::Family, sock_diag::Protocol)>,
+}
+
+const fn table(file: &'static str, format: Format) -> TableSpec {
+    TableSpec {
+        file,
+        format,
+        diag: None,
+    }
+}
+
+const fn diag_table(
+    file: &'static str,
+    format: Format,
+    family: sock_diag::Family,
+    protocol: sock_diag::Protocol,
+) -> TableSpec {
+    TableSpec {
+        file,
+        format,
+        diag: Some((family, protocol)),
+    }
+}
+
+/// The socket tables, most common first. The first [`EARLY_TABLES`] are
+/// read while the descriptors are being walked.
+const TABLES: &[TableSpec] = {
+    use sock_diag::Family::{V4, V6};
+    use sock_diag::Protocol::{Tcp, Udp};
+    &[
+        diag_table("tcp", INET_TCP, V4, Tcp),
+        diag_table("tcp6", INET_TCP, V6, Tcp),
+        table("unix", Format::Unix),
+        diag_table("udp", INET_UDP, V4, Udp),
+        diag_table("udp6", INET_UDP, V6, Udp),
+        table("netlink", Format::Netlink),
+        table("raw", INET_RAW),
+        table("raw6", INET_RAW),
+        table("packet", Format::Packet),
+        table("icmp", INET_UDP),
+        table("icmp6", INET_UDP),
+        table("udplite", INET_UDP),
+        table("udplite6", INET_UDP),
+    ]
+};
 const EARLY_TABLES: usize = 2;
 const INET_TCP: Format = Format::Inet {
     tcp: true,
@@ -425,16 +487,83 @@ fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
     }
 }
 
-/// Read and index table number `i` of [`TABLES`].
-fn load_table(pid: i32, i: usize, abandon: &AtomicBool) -> Option<Table> {
-    let (file, _, format) = TABLES[i];
-    read_table(pid, file, abandon).map(|text| Table::index(format, text))
+/// Reads the tables of one target, each from sock_diag or `/proc`.
+struct Tables {
+    pid: i32,
+    source: SocketSource,
+    diag: Diag,
+}
+
+enum Diag {
+    NotYet,
+    Open(DiagSocket),
+    /// Could not be had: the `/proc` tables stand in.
+    Unavailable,
+}
+
+impl Tables {
+    fn new(pid: i32, source: SocketSource) -> Tables {
+        let diag = match source {
+            SocketSource::ProcNet => Diag::Unavailable,
+            _ => Diag::NotYet,
+        };
+        Tables { pid, source, diag }
+    }
+
+    /// Read and index table number `i` of [`TABLES`]: `None` if it does
+    /// not exist or `abandon` was set meanwhile. A sock_diag failure falls
+    /// back to `/proc` (for this and every later table) unless the source
+    /// is [`SocketSource::SockDiag`].
+    fn load(&mut self, i: usize, abandon: &AtomicBool) -> Result<Option<Table>, DiagError> {
+        let spec = &TABLES[i];
+        if let Some((family, protocol)) = spec.diag {
+            match self.dump(family, protocol, abandon) {
+                Ok(Some(table)) => return Ok(table),
+                Ok(None) => {}
+                Err(e) if self.source == SocketSource::SockDiag => return Err(e),
+                Err(_) => self.diag = Diag::Unavailable,
+            }
+        }
+        Ok(read_table(self.pid, spec.file, abandon).map(|text| Table::index(spec.format, text)))
+    }
+
+    /// A sock_diag dump indexed by inode; `Ok(None)` if sock_diag is not
+    /// to be used.
+    fn dump(
+        &mut self,
+        family: sock_diag::Family,
+        protocol: sock_diag::Protocol,
+        abandon: &AtomicBool,
+    ) -> Result<Option<Option<Table>>, DiagError> {
+        if let Diag::NotYet = self.diag {
+            self.diag = Diag::Open(DiagSocket::for_pid(self.pid)?);
+        }
+        let Diag::Open(socket) = &mut self.diag else {
+            return Ok(None);
+        };
+        let mut rows = HashMap::new();
+        let mut abandoned = false;
+        socket.dump_inet(family, protocol, |s| {
+            if abandon.load(Ordering::Relaxed) {
+                abandoned = true;
+                return ControlFlow::Break(());
+            }
+            rows.insert(s.inode, s);
+            ControlFlow::Continue(())
+        })?;
+        Ok(Some((!abandoned).then_some(Table::Diag(rows))))
+    }
 }
 
 /// Fill in every socket's details: one pass per table, stopping once all
 /// socket inodes are found. `early` holds the first tables if they were
 /// read already.
-fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
+fn join_sockets(
+    pid: i32,
+    fds: &mut [Fd],
+    mut tables: Tables,
+    early: Vec<Option<Table>>,
+) -> Result<(), DiagError> {
     // inode → indexes into fds (dup'ed descriptors share one socket).
     let mut wanted: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, f) in fds.iter().enumerate() {
@@ -444,23 +573,29 @@ fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
     }
     let mut early = early.into_iter();
     let never = AtomicBool::new(false);
-    for (t, (_, proto, format)) in TABLES.iter().enumerate() {
-        let pre_read = early.next().flatten();
+    for (t, spec) in TABLES.iter().enumerate() {
+        let pre_read = early.next();
         if wanted.is_empty() {
             break;
         }
-        let Some(table) = pre_read.or_else(|| load_table(pid, t, &never)) else {
+        let table = match pre_read {
+            Some(table) => table,
+            None => tables.load(t, &never)?,
+        };
+        let Some(table) = table else {
             continue;
         };
-        wanted.retain(|inode, indexes| match table.row(*format, proto, *inode) {
-            Some(row) => {
-                for &i in indexes.iter() {
-                    fds[i].set_socket(&row);
+        wanted.retain(
+            |inode, indexes| match table.row(spec.format, spec.file, *inode) {
+                Some(row) => {
+                    for &i in indexes.iter() {
+                        fds[i].set_socket(&row);
+                    }
+                    false
                 }
-                false
-            }
-            None => true,
-        });
+                None => true,
+            },
+        );
     }
     // Sockets in no table (a protocol without one, or gone meanwhile):
     // the kernel still knows each one's protocol name.
@@ -472,6 +607,7 @@ fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
             f.state = Some("?".into());
         }
     }
+    Ok(())
 }
 
 /// `TCPv6` → `tcp6`, `NETLINK` → `netlink`, `UNIX-STREAM` → `unix`.
@@ -492,10 +628,15 @@ impl Format {
     }
 }
 
-/// A socket table read whole, with each row's position by inode.
-struct Table {
-    text: String,
-    rows: HashMap<u64, std::ops::Range<usize>>,
+/// A socket table, rows by inode.
+enum Table {
+    /// A `/proc/PID/net` file read whole, with each row's position.
+    Text {
+        text: String,
+        rows: HashMap<u64, std::ops::Range<usize>>,
+    },
+    /// A sock_diag dump (inet formats only).
+    Diag(HashMap<u64, InetSock>),
 }
 
 impl Table {
@@ -514,12 +655,23 @@ impl Table {
             }
             start = end;
         }
-        Table { text, rows }
+        Table::Text { text, rows }
     }
 
     fn row(&self, format: Format, proto: &'static str, inode: u64) -> Option<SockRow> {
-        let line = self.text.get(self.rows.get(&inode)?.clone())?;
-        Some(parse_row(format, proto, line.trim_end_matches('\n')))
+        match self {
+            Table::Text { text, rows } => {
+                let line = text.get(rows.get(&inode)?.clone())?;
+                Some(parse_row(format, proto, line.trim_end_matches('\n')))
+            }
+            Table::Diag(rows) => {
+                let sock = rows.get(&inode)?;
+                Some(match format {
+                    Format::Inet { tcp, sock_type } => diag_row(proto, tcp, sock_type, sock),
+                    _ => unknown_row(proto),
+                })
+            }
+        }
     }
 }
 
@@ -591,6 +743,43 @@ fn inet_row(proto: &'static str, tcp: bool, sock_type: &'static str, w: &[&str])
         row.rx_queue = u64::from_str_radix(rx, 16).ok();
     }
     row
+}
+
+/// An inet row from sock_diag, with the same values as the `/proc` text
+/// table's row for that socket (net/ipv4/tcp_diag.c `tcp_diag_get_info`
+/// and net/ipv4/tcp_ipv4.c `get_tcp4_sock` read the same fields; likewise
+/// udp_diag.c and udp.c).
+fn diag_row(proto: &'static str, tcp: bool, sock_type: &'static str, s: &InetSock) -> SockRow {
+    const TCP_LISTEN: u8 = 10;
+    let (local, remote) = (unmapped(s.local), unmapped(s.remote));
+    SockRow {
+        proto,
+        sock_type: Some(sock_type),
+        state: inet_state(s.state, tcp).to_string(),
+        local: local.to_string(),
+        remote: Some(remote.to_string()),
+        local_port: Some(local.port()),
+        remote_port: Some(remote.port()),
+        rx_queue: Some(u64::from(s.rqueue)),
+        // For a listener sock_diag gives the backlog limit here, where
+        // /proc/net/tcp (and so this field, as documented) shows 0.
+        tx_queue: Some(if tcp && s.state == TCP_LISTEN {
+            0
+        } else {
+            u64::from(s.wqueue)
+        }),
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4, like [`parse_addr`].
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), addr.port()),
+            None => SocketAddr::new(v6.into(), addr.port()),
+        },
+        IpAddr::V4(_) => addr,
+    }
 }
 
 /// `ADDR:PORT` in hex as the kernel prints it: each 32-bit word of the

@@ -3,7 +3,8 @@
 //! Owns: ptrace requests and raw wait statuses (`ptrace.rs`), x86-64
 //! register sets (`regs_x86_64.rs`), target memory (`memory.rs`), pidfds
 //! (`pidfd.rs`), `/proc` directories held open (`procdir.rs`), sockets seen
-//! from outside (`socket.rs`) and reach's own signal handling
+//! from outside (`socket.rs`), TCP/UDP socket tables by netlink
+//! (`sock_diag.rs`) and reach's own signal handling
 //! (`interrupt.rs`).
 //! All `unsafe` lives here. Must never know about Rhai, never print, and
 //! never decide policy: callers above decide what a stop means.
@@ -14,4 +15,5 @@ pub mod pidfd;
 pub mod procdir;
 pub mod ptrace;
 pub mod regs_x86_64;
+pub mod sock_diag;
 pub mod socket;
