@@ -45,19 +45,24 @@ fn assert_same(pid: i32, only: &[i32]) -> Vec<Fd> {
             d.fd
         );
     }
+    diag
+}
+
+fn assert_all_resolved(listed: &[Fd]) {
     assert!(
-        diag.iter()
+        listed
+            .iter()
             .filter(|f| f.kind == fds::Kind::Socket)
             .all(|f| f.state.as_deref() != Some("?")),
-        "every socket resolved: {diag:#?}"
+        "every socket resolved: {listed:#?}"
     );
-    diag
 }
 
 #[test]
 fn both_sources_agree_on_every_kind_of_descriptor() {
     let fx = Fixture::spawn(&[], &["all"]);
     let listed = assert_same(fx.pid, &[]);
+    assert_all_resolved(&listed);
     let sockets = listed.iter().filter(|f| f.proto.is_some()).count();
     assert!(sockets >= 7, "{listed:#?}");
 }
@@ -66,6 +71,7 @@ fn both_sources_agree_on_every_kind_of_descriptor() {
 fn both_sources_agree_on_many_sockets() {
     let fx = Fixture::spawn(&[], &["many", "300"]);
     let listed = assert_same(fx.pid, &[]);
+    assert_all_resolved(&listed);
     let close_wait = listed
         .iter()
         .filter(|f| f.state.as_deref() == Some("CLOSE_WAIT"))
@@ -149,6 +155,38 @@ fn both_sources_agree_on_ipv6_udp_and_queues() {
         assert!(l6.local.as_deref().unwrap().starts_with("[::1]:"));
         assert_eq!(by_fd(u6).proto.as_deref(), Some("udp6"));
     }
+}
+
+/// A TCP socket bound but neither listening nor connected is in no
+/// `/proc/net/tcp` row (sock_diag would call it BOUND_INACTIVE if asked):
+/// both sources leave it at `?`.
+#[test]
+fn both_sources_agree_on_a_bound_idle_socket() {
+    let program = "import socket, sys\n\
+        s = socket.socket()\n\
+        s.bind(('127.0.0.1', 0))\n\
+        print(s.fileno(), flush=True)\n\
+        sys.stdin.read()\n";
+    let mut child = Command::new("python3")
+        .args(["-c", program])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let fd: i32 = line.trim().parse().expect("fd number");
+    let listed = assert_same(child.id() as i32, &[fd]);
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    let bound = &listed[0];
+    assert_eq!(bound.proto.as_deref(), Some("tcp"));
+    assert_eq!(bound.state.as_deref(), Some("?"));
 }
 
 fn ipv6_available() -> bool {

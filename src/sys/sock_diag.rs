@@ -119,8 +119,12 @@ impl DiagSocket {
     /// Every socket of `family` and `protocol` in the namespace, passed to
     /// `each` as it arrives; `each` may stop the dump early.
     ///
-    /// TIME_WAIT and NEW_SYN_RECV are left out: those are the kernel's
-    /// mini sockets, never held by any descriptor (inode 0).
+    /// The states asked for are the ones `/proc/net/tcp` can show for a
+    /// socket held by a descriptor. Left out: TIME_WAIT and NEW_SYN_RECV,
+    /// the kernel's mini sockets, never held by a descriptor (inode 0);
+    /// and BOUND_INACTIVE (Linux 6.8+: bound, neither listening nor
+    /// connected), which `/proc/net/tcp` does not list, and whose lookup
+    /// walks every bound socket of the namespace.
     pub fn dump_inet(
         &mut self,
         family: Family,
@@ -130,9 +134,9 @@ impl DiagSocket {
         if self.mid_dump {
             self.drain()?;
         }
+        // include/net/tcp_states.h: ESTABLISHED = 1 … CLOSING = 11.
         const TIME_WAIT: u32 = 6;
-        const NEW_SYN_RECV: u32 = 12;
-        let states = !(1 << TIME_WAIT | 1 << NEW_SYN_RECV);
+        let states = (1..=11).fold(0u32, |m, st| m | 1 << st) & !(1 << TIME_WAIT);
         let (af, socket_id) = match family {
             Family::V4 => (AF_INET, SocketId::new_v4()),
             Family::V6 => (AF_INET6, SocketId::new_v6()),
