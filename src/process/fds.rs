@@ -20,12 +20,14 @@ use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// What a descriptor refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,12 +130,12 @@ impl Fd {
         self.flags.map(flag_names)
     }
 
-    fn set_socket(&mut self, s: &SockRow) {
+    fn set_socket(&mut self, s: SockRow) {
         self.proto = Some(s.proto.to_string());
         self.sock_type = s.sock_type.map(str::to_string);
-        self.state = Some(s.state.clone());
-        self.local = Some(s.local.clone());
-        self.remote = s.remote.clone();
+        self.state = Some(s.state);
+        self.local = Some(s.local);
+        self.remote = s.remote;
         self.local_port = s.local_port;
         self.remote_port = s.remote_port;
         self.rx_queue = s.rx_queue;
@@ -213,29 +215,55 @@ pub fn list(pid: i32) -> Result<Vec<Fd>> {
 
 /// [`list`], with TCP and UDP details taken from `source`.
 ///
-/// The first socket tables (the TCP ones, by far the largest in practice)
-/// are read on a second thread while this one walks the descriptors. If
-/// the target turns out to hold no socket, that read is abandoned.
+/// Two threads share the work: this one walks the descriptors while a
+/// second one reads the first socket tables (the TCP ones, by far the
+/// largest in practice) and then helps with the walk. One `readlink` per
+/// descriptor is the bulk of the cost and there is nothing cheaper that
+/// names every kind of descriptor (`stat` through the link costs the
+/// same), so it is what gets split. If the target turns out to hold no
+/// socket, the table read is abandoned.
 pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
     let fd_path = format!("/proc/{pid}/fd");
     let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
-    let entries = std::fs::read_dir(&fd_path).map_err(|e| proc_error(pid, e))?;
+    let walker = Walker {
+        pid,
+        fd_dir,
+        info_dir: ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok(),
+        numbers: OnceLock::new(),
+        next: AtomicUsize::new(0),
+    };
     let abandon = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let early = s.spawn(|| {
+        let helper = s.spawn(|| {
             let mut tables = Tables::new(pid, source);
             let early = (0..EARLY_TABLES)
                 .map(|t| tables.load(t, &abandon))
                 .collect::<std::result::Result<Vec<_>, _>>();
-            (tables, early)
+            (tables, early, walker.walk())
         });
-        let mut fds = walk(pid, &fd_dir, entries);
+        // Listing the directory is the first part of the walk: the
+        // helper's tables are under way meanwhile.
+        let (numbers, failed) = match std::fs::read_dir(&fd_path) {
+            Ok(entries) => (fd_numbers(entries), None),
+            // The helper waits for a list: give it an empty one.
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let _ = walker.numbers.set(numbers);
+        if let Some(e) = failed {
+            abandon.store(true, Ordering::Relaxed);
+            return Err(proc_error(pid, e));
+        }
+        let mut fds = walker.walk();
+        // Every descriptor is claimed by now; the helper only walks once
+        // its tables are read, so what it holds does not matter here.
         if !fds.iter().any(|f| f.kind == Kind::Socket) {
             abandon.store(true, Ordering::Relaxed);
         }
-        let (tables, early) = early
+        let (tables, early, theirs) = helper
             .join()
-            .unwrap_or_else(|_| (Tables::new(pid, source), Ok(Vec::new())));
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        fds.extend(theirs);
+        fds.sort_unstable_by_key(|f| f.fd);
         join_sockets(pid, &mut fds, tables, early.map_err(FdError::from)?)
             .map_err(FdError::from)?;
         add_waiters(pid, &mut fds);
@@ -243,26 +271,51 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
     })
 }
 
-/// Describe each entry of `/proc/PID/fd`, sorted by fd.
-fn walk(pid: i32, fd_dir: &ProcDir, entries: std::fs::ReadDir) -> Vec<Fd> {
-    let info_dir = ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok();
-    let mut fds = Vec::new();
-    for entry in entries {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Ok(fd) = name.parse::<i32>() else {
-            continue;
-        };
-        // Closed since the directory was read: leave it out.
-        let Ok(target) = fd_dir.readlink(name) else {
-            continue;
-        };
-        let target = target.to_string_lossy().into_owned();
-        fds.push(describe(pid, fd, info_dir.as_ref(), target));
+/// The descriptor numbers in `/proc/PID/fd`.
+fn fd_numbers(entries: std::fs::ReadDir) -> Vec<i32> {
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Describes descriptors, a chunk at a time, for any thread that asks.
+struct Walker {
+    pid: i32,
+    fd_dir: ProcDir,
+    info_dir: Option<ProcDir>,
+    /// Set once the directory is read; [`Walker::walk`] waits for it.
+    numbers: OnceLock<Vec<i32>>,
+    /// The next index into `numbers` not yet claimed.
+    next: AtomicUsize,
+}
+
+impl Walker {
+    const CHUNK: usize = 256;
+
+    /// Describe descriptors until none are left unclaimed.
+    fn walk(&self) -> Vec<Fd> {
+        let numbers = self.numbers.wait();
+        let mut fds = Vec::new();
+        let mut name = String::new();
+        loop {
+            let start = self.next.fetch_add(Self::CHUNK, Ordering::Relaxed);
+            let Some(chunk) = numbers.get(start..) else {
+                return fds;
+            };
+            for &fd in chunk.iter().take(Self::CHUNK) {
+                name.clear();
+                let _ = write!(name, "{fd}");
+                // Closed since the directory was read: leave it out.
+                let Ok(target) = self.fd_dir.readlink(&name) else {
+                    continue;
+                };
+                let target = target
+                    .into_string()
+                    .unwrap_or_else(|t| t.to_string_lossy().into_owned());
+                fds.push(describe(self.pid, fd, self.info_dir.as_ref(), target));
+            }
+        }
     }
-    fds.sort_unstable_by_key(|f| f.fd);
-    fds
 }
 
 /// Kind, path and fdinfo of one descriptor, from its link text. Sockets
@@ -564,13 +617,17 @@ fn join_sockets(
     mut tables: Tables,
     early: Vec<Option<Table>>,
 ) -> Result<(), DiagError> {
-    // inode → indexes into fds (dup'ed descriptors share one socket).
-    let mut wanted: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, f) in fds.iter().enumerate() {
-        if let (Kind::Socket, Some(ino)) = (f.kind, f.inode) {
-            wanted.entry(ino).or_default().push(i);
-        }
-    }
+    // (inode, index into fds), sorted so that dup'ed descriptors, which
+    // share one socket, sit side by side.
+    let mut wanted: Vec<(u64, usize)> = fds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match (f.kind, f.inode) {
+            (Kind::Socket, Some(ino)) => Some((ino, i)),
+            _ => None,
+        })
+        .collect();
+    wanted.sort_unstable();
     let mut early = early.into_iter();
     let never = AtomicBool::new(false);
     for (t, spec) in TABLES.iter().enumerate() {
@@ -585,27 +642,27 @@ fn join_sockets(
         let Some(table) = table else {
             continue;
         };
-        wanted.retain(
-            |inode, indexes| match table.row(spec.format, spec.file, *inode) {
+        let mut missing = Vec::new();
+        for same in wanted.chunk_by(|a, b| a.0 == b.0) {
+            match table.row(spec.format, spec.file, same[0].0) {
                 Some(row) => {
-                    for &i in indexes.iter() {
-                        fds[i].set_socket(&row);
+                    for &(_, i) in &same[1..] {
+                        fds[i].set_socket(row.clone());
                     }
-                    false
+                    fds[same[0].1].set_socket(row);
                 }
-                None => true,
-            },
-        );
+                None => missing.extend_from_slice(same),
+            }
+        }
+        wanted = missing;
     }
     // Sockets in no table (a protocol without one, or gone meanwhile):
     // the kernel still knows each one's protocol name.
-    for indexes in wanted.into_values() {
-        for i in indexes {
-            let f = &mut fds[i];
-            let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
-            f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
-            f.state = Some("?".into());
-        }
+    for (_, i) in wanted {
+        let f = &mut fds[i];
+        let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
+        f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
+        f.state = Some("?".into());
     }
     Ok(())
 }
