@@ -20,7 +20,6 @@ use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::ControlFlow;
@@ -253,17 +252,30 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
             abandon.store(true, Ordering::Relaxed);
             return Err(proc_error(pid, e));
         }
-        let mut fds = walker.walk();
+        let mut chunks = walker.walk();
         // Every descriptor is claimed by now; the helper only walks once
         // its tables are read, so what it holds does not matter here.
-        if !fds.iter().any(|f| f.kind == Kind::Socket) {
+        if !chunks
+            .iter()
+            .flat_map(|(_, c)| c)
+            .any(|f| f.kind == Kind::Socket)
+        {
             abandon.store(true, Ordering::Relaxed);
         }
         let (tables, early, theirs) = helper
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        fds.extend(theirs);
-        fds.sort_unstable_by_key(|f| f.fd);
+        // Chunks in directory order give fd order: no sort of the (large)
+        // Fd values needed.
+        chunks.extend(theirs);
+        chunks.sort_unstable_by_key(|(start, _)| *start);
+        let mut fds = Vec::with_capacity(chunks.iter().map(|(_, c)| c.len()).sum());
+        for (_, chunk) in chunks {
+            fds.extend(chunk);
+        }
+        if !fds.is_sorted_by_key(|f| f.fd) {
+            fds.sort_unstable_by_key(|f| f.fd);
+        }
         join_sockets(pid, &mut fds, tables, early.map_err(FdError::from)?)
             .map_err(FdError::from)?;
         add_waiters(pid, &mut fds);
@@ -292,28 +304,25 @@ struct Walker {
 impl Walker {
     const CHUNK: usize = 256;
 
-    /// Describe descriptors until none are left unclaimed.
-    fn walk(&self) -> Vec<Fd> {
+    /// Describe descriptors until none are left unclaimed: each chunk
+    /// with its position in the directory listing.
+    fn walk(&self) -> Vec<(usize, Vec<Fd>)> {
         let numbers = self.numbers.wait();
-        let mut fds = Vec::new();
-        let mut name = String::new();
+        let mut chunks = Vec::new();
         loop {
             let start = self.next.fetch_add(Self::CHUNK, Ordering::Relaxed);
             let Some(chunk) = numbers.get(start..) else {
-                return fds;
+                return chunks;
             };
+            let mut fds = Vec::with_capacity(Self::CHUNK);
             for &fd in chunk.iter().take(Self::CHUNK) {
-                name.clear();
-                let _ = write!(name, "{fd}");
                 // Closed since the directory was read: leave it out.
-                let Ok(target) = self.fd_dir.readlink(&name) else {
+                let Ok(target) = self.fd_dir.readlink_number(fd) else {
                     continue;
                 };
-                let target = target
-                    .into_string()
-                    .unwrap_or_else(|t| t.to_string_lossy().into_owned());
                 fds.push(describe(self.pid, fd, self.info_dir.as_ref(), target));
             }
+            chunks.push((start, fds));
         }
     }
 }
@@ -594,16 +603,17 @@ impl Tables {
         let Diag::Open(socket) = &mut self.diag else {
             return Ok(None);
         };
-        let mut rows = HashMap::new();
+        let mut rows = Vec::new();
         let mut abandoned = false;
         socket.dump_inet(family, protocol, |s| {
             if abandon.load(Ordering::Relaxed) {
                 abandoned = true;
                 return ControlFlow::Break(());
             }
-            rows.insert(s.inode, s);
+            rows.push(s);
             ControlFlow::Continue(())
         })?;
+        rows.sort_unstable_by_key(|s| s.inode);
         Ok(Some((!abandoned).then_some(Table::Diag(rows))))
     }
 }
@@ -692,8 +702,8 @@ enum Table {
         text: String,
         rows: HashMap<u64, std::ops::Range<usize>>,
     },
-    /// A sock_diag dump (inet formats only).
-    Diag(HashMap<u64, InetSock>),
+    /// A sock_diag dump (inet formats only), sorted by inode.
+    Diag(Vec<InetSock>),
 }
 
 impl Table {
@@ -722,7 +732,7 @@ impl Table {
                 Some(parse_row(format, proto, line.trim_end_matches('\n')))
             }
             Table::Diag(rows) => {
-                let sock = rows.get(&inode)?;
+                let sock = &rows[rows.binary_search_by_key(&inode, |s| s.inode).ok()?];
                 Some(match format {
                     Format::Inet { tcp, sock_type } => diag_row(proto, tcp, sock_type, sock),
                     _ => unknown_row(proto),
