@@ -242,8 +242,12 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
         });
         // Listing the directory is the first part of the walk: the
         // helper's tables are under way meanwhile.
-        let (numbers, failed) = match std::fs::read_dir(&fd_path) {
-            Ok(entries) => (fd_numbers(entries), None),
+        let numbers = match numbers_to_try(pid, &walker.fd_dir) {
+            Some(numbers) => Ok(numbers),
+            None => std::fs::read_dir(&fd_path).map(fd_numbers),
+        };
+        let (numbers, failed) = match numbers {
+            Ok(numbers) => (numbers, None),
             // The helper waits for a list: give it an empty one.
             Err(e) => (Vec::new(), Some(e)),
         };
@@ -281,6 +285,24 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
         add_waiters(pid, &mut fds);
         Ok(fds)
     })
+}
+
+/// Descriptor numbers to read without listing `/proc/PID/fd`: every number
+/// below the size of the fd table (`FDSize`), when that is not much more
+/// than the number of open descriptors (the directory's size, Linux 6.2+).
+/// Listing the directory costs a fifth of reading every link, since the
+/// kernel looks each descriptor up for it too, while a closed number costs
+/// one failed lookup. `None`: list the directory.
+fn numbers_to_try(pid: i32, fd_dir: &ProcDir) -> Option<Vec<i32>> {
+    let open = fd_dir.size().ok().filter(|&n| n > 0)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let table: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (table <= 2 * open + 256).then(|| (0..table.min(i32::MAX as u64) as i32).collect())
 }
 
 /// The descriptor numbers in `/proc/PID/fd`.

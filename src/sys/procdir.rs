@@ -26,6 +26,13 @@ impl ProcDir {
         Ok(ProcDir { dir })
     }
 
+    /// The size `stat` reports for this directory: for `/proc/PID/fd`,
+    /// the number of open descriptors (Linux 6.2+, `proc_fd_getattr`;
+    /// 0 before).
+    pub fn size(&self) -> Result<u64, Errno> {
+        Ok(nix::sys::stat::fstat(&self.dir)?.st_size as u64)
+    }
+
     /// The target of the symlink `name` in this directory.
     pub fn readlink(&self, name: &str) -> Result<OsString, Errno> {
         readlinkat(self.dir.as_fd(), name)
@@ -108,6 +115,7 @@ mod tests {
         );
         assert_eq!(dir.readlink_number(-1), Err(Errno::ENOENT));
         assert_eq!(dir.readlink_number(i32::MAX), Err(Errno::ENOENT));
+        assert!(dir.size().is_ok());
         let info = ProcDir::open(Path::new("/proc/self")).unwrap();
         let mut s = String::new();
         info.read_to_string("status", &mut s).unwrap();
