@@ -240,7 +240,7 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
                 .collect::<std::result::Result<Vec<_>, _>>();
             (tables, early, walker.walk())
         });
-        // Listing the directory is the first part of the walk: the
+        // Which numbers to read is the first part of the walk: the
         // helper's tables are under way meanwhile.
         let numbers = match numbers_to_try(pid, &walker.fd_dir) {
             Some(numbers) => Ok(numbers),
@@ -269,8 +269,8 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
         let (tables, early, theirs) = helper
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // Chunks in directory order give fd order: no sort of the (large)
-        // Fd values needed.
+        // Chunks in the order of `numbers` give fd order: no sort of the
+        // (large) Fd values needed.
         chunks.extend(theirs);
         chunks.sort_unstable_by_key(|(start, _)| *start);
         let mut fds = Vec::with_capacity(chunks.iter().map(|(_, c)| c.len()).sum());
@@ -317,7 +317,8 @@ struct Walker {
     pid: i32,
     fd_dir: ProcDir,
     info_dir: Option<ProcDir>,
-    /// Set once the directory is read; [`Walker::walk`] waits for it.
+    /// The descriptor numbers to read, ascending; set once known, and
+    /// [`Walker::walk`] waits for it.
     numbers: OnceLock<Vec<i32>>,
     /// The next index into `numbers` not yet claimed.
     next: AtomicUsize,
@@ -327,7 +328,7 @@ impl Walker {
     const CHUNK: usize = 256;
 
     /// Describe descriptors until none are left unclaimed: each chunk
-    /// with its position in the directory listing.
+    /// with its position in `numbers`.
     fn walk(&self) -> Vec<(usize, Vec<Fd>)> {
         let numbers = self.numbers.wait();
         let mut chunks = Vec::new();
@@ -338,7 +339,8 @@ impl Walker {
             };
             let mut fds = Vec::with_capacity(Self::CHUNK);
             for &fd in chunk.iter().take(Self::CHUNK) {
-                // Closed since the directory was read: leave it out.
+                // Not open (closed since the directory was read, or a
+                // number tried without listing it): leave it out.
                 let Ok(target) = self.fd_dir.readlink_number(fd) else {
                     continue;
                 };

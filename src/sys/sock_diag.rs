@@ -199,13 +199,13 @@ impl DiagSocket {
         loop {
             let n = loop {
                 match self.socket.recv(&mut &mut self.buf[..], 0) {
-                    Ok(n) => break n,
+                    Ok(n) => break n.min(self.buf.len()),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(DiagError::Io(e)),
                 }
             };
             let mut at = 0;
-            while at < n.min(self.buf.len()) {
+            while at < n {
                 let message = NetlinkMessage::<SockDiagMessage>::deserialize(&self.buf[at..n])
                     .map_err(|e| DiagError::Malformed(e.to_string()))?;
                 let len = message.header.length as usize;
