@@ -4,23 +4,29 @@
 //! Cost is linear in the number of descriptors: one `readlink` and one
 //! `fdinfo` read per descriptor (plus a `stat` for anything that is not a
 //! socket, pipe or anon inode), then one pass over each socket table of the
-//! **target's** network namespace (`/proc/PID/net/…`), joined by inode.
-//! Tables are read in order of how common they are and only until every
-//! socket is found. Odd data never aborts the listing: a descriptor closed
-//! meanwhile is left out, a field that does not parse reads `?`.
+//! **target's** network namespace, joined by inode. TCP and UDP come from
+//! a sock_diag netlink dump made in that namespace (`sys::sock_diag`), the
+//! other protocols (and TCP/UDP when netlink cannot be had) from the text
+//! tables under `/proc/PID/net/…`; both give the same fields. Tables are
+//! read in order of how common they are and only until every socket is
+//! found. Odd data never aborts the listing: a descriptor closed meanwhile
+//! is left out, a field that does not parse reads `?`.
 
 use super::target::Target;
 use super::threads;
 use super::{Arg, Error, Result};
 use crate::sys::procdir::ProcDir;
+use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// What a descriptor refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,12 +129,12 @@ impl Fd {
         self.flags.map(flag_names)
     }
 
-    fn set_socket(&mut self, s: &SockRow) {
+    fn set_socket(&mut self, s: SockRow) {
         self.proto = Some(s.proto.to_string());
         self.sock_type = s.sock_type.map(str::to_string);
-        self.state = Some(s.state.clone());
-        self.local = Some(s.local.clone());
-        self.remote = s.remote.clone();
+        self.state = Some(s.state);
+        self.local = Some(s.local);
+        self.remote = s.remote;
         self.local_port = s.local_port;
         self.remote_port = s.remote_port;
         self.rx_queue = s.rx_queue;
@@ -152,6 +158,21 @@ pub enum FdError {
     Shutdown { fd: i32, errno: Errno },
     #[error("shutdown of fd {fd} inside the target failed: {}", errno.map_or("unknown error".to_string(), |e| Errno::from_raw(e).to_string()))]
     Injected { fd: i32, errno: Option<i32> },
+    #[error("socket details by sock_diag: {0}")]
+    SockDiag(#[from] DiagError),
+}
+
+/// Where TCP and UDP socket details come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketSource {
+    /// sock_diag netlink, and the `/proc/PID/net` text tables where that
+    /// cannot be had (no CAP_SYS_ADMIN to enter the target's namespace,
+    /// no `tcp_diag`/`udp_diag` module, …). What [`list`] uses.
+    Auto,
+    /// Only the `/proc/PID/net` text tables: the fallback, forced.
+    ProcNet,
+    /// Only sock_diag for TCP and UDP: an error if it cannot be had.
+    SockDiag,
 }
 
 /// How a socket was shut down.
@@ -187,54 +208,147 @@ fn proc_error(pid: i32, e: std::io::Error) -> Error {
 
 /// Every open descriptor of `pid`, in fd order, with socket details and
 /// waiters.
-///
-/// The first socket tables (the TCP ones, by far the largest in practice)
-/// are read on a second thread while this one walks the descriptors: the
-/// two cost about the same, and the kernel's formatting of a big table is
-/// the one part that cannot be made cheaper from here. If the target turns
-/// out to hold no socket, that read is abandoned.
 pub fn list(pid: i32) -> Result<Vec<Fd>> {
+    list_with(pid, SocketSource::Auto)
+}
+
+/// [`list`], with TCP and UDP details taken from `source`.
+///
+/// Two threads share the work: this one walks the descriptors while a
+/// second one reads the first socket tables (the TCP ones, by far the
+/// largest in practice) and then helps with the walk. One `readlink` per
+/// descriptor is the bulk of the cost and there is nothing cheaper that
+/// names every kind of descriptor (`stat` through the link costs the
+/// same), so it is what gets split. If the target turns out to hold no
+/// socket, the table read is abandoned.
+pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
     let fd_path = format!("/proc/{pid}/fd");
     let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
-    let entries = std::fs::read_dir(&fd_path).map_err(|e| proc_error(pid, e))?;
+    let walker = Walker {
+        pid,
+        fd_dir,
+        info_dir: ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok(),
+        numbers: OnceLock::new(),
+        next: AtomicUsize::new(0),
+    };
     let abandon = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let early = s.spawn(|| {
-            (0..EARLY_TABLES)
-                .map(|t| load_table(pid, t, &abandon))
-                .collect::<Vec<_>>()
+        let helper = s.spawn(|| {
+            let mut tables = Tables::new(pid, source);
+            let early = (0..EARLY_TABLES)
+                .map(|t| tables.load(t, &abandon))
+                .collect::<std::result::Result<Vec<_>, _>>();
+            (tables, early, walker.walk())
         });
-        let mut fds = walk(pid, &fd_dir, entries);
-        if !fds.iter().any(|f| f.kind == Kind::Socket) {
+        // Which numbers to read is the first part of the walk: the
+        // helper's tables are under way meanwhile.
+        let numbers = match numbers_to_try(pid, &walker.fd_dir) {
+            Some(numbers) => Ok(numbers),
+            None => std::fs::read_dir(&fd_path).map(fd_numbers),
+        };
+        let (numbers, failed) = match numbers {
+            Ok(numbers) => (numbers, None),
+            // The helper waits for a list: give it an empty one.
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let _ = walker.numbers.set(numbers);
+        if let Some(e) = failed {
+            abandon.store(true, Ordering::Relaxed);
+            return Err(proc_error(pid, e));
+        }
+        let mut chunks = walker.walk();
+        // Every descriptor is claimed by now; the helper only walks once
+        // its tables are read, so what it holds does not matter here.
+        if !chunks
+            .iter()
+            .flat_map(|(_, c)| c)
+            .any(|f| f.kind == Kind::Socket)
+        {
             abandon.store(true, Ordering::Relaxed);
         }
-        let early = early.join().unwrap_or_default();
-        join_sockets(pid, &mut fds, early);
+        let (tables, early, theirs) = helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // Chunks in the order of `numbers` give fd order: no sort of the
+        // (large) Fd values needed.
+        chunks.extend(theirs);
+        chunks.sort_unstable_by_key(|(start, _)| *start);
+        let mut fds = Vec::with_capacity(chunks.iter().map(|(_, c)| c.len()).sum());
+        for (_, chunk) in chunks {
+            fds.extend(chunk);
+        }
+        if !fds.is_sorted_by_key(|f| f.fd) {
+            fds.sort_unstable_by_key(|f| f.fd);
+        }
+        join_sockets(pid, &mut fds, tables, early.map_err(FdError::from)?)
+            .map_err(FdError::from)?;
         add_waiters(pid, &mut fds);
         Ok(fds)
     })
 }
 
-/// Describe each entry of `/proc/PID/fd`, sorted by fd.
-fn walk(pid: i32, fd_dir: &ProcDir, entries: std::fs::ReadDir) -> Vec<Fd> {
-    let info_dir = ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok();
-    let mut fds = Vec::new();
-    for entry in entries {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Ok(fd) = name.parse::<i32>() else {
-            continue;
-        };
-        // Closed since the directory was read: leave it out.
-        let Ok(target) = fd_dir.readlink(name) else {
-            continue;
-        };
-        let target = target.to_string_lossy().into_owned();
-        fds.push(describe(pid, fd, info_dir.as_ref(), target));
+/// Descriptor numbers to read without listing `/proc/PID/fd`: every number
+/// below the size of the fd table (`FDSize`), when that is not much more
+/// than the number of open descriptors (the directory's size, Linux 6.2+).
+/// Listing the directory costs a fifth of reading every link, since the
+/// kernel looks each descriptor up for it too, while a closed number costs
+/// one failed lookup. `None`: list the directory.
+fn numbers_to_try(pid: i32, fd_dir: &ProcDir) -> Option<Vec<i32>> {
+    let open = fd_dir.size().ok().filter(|&n| n > 0)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let table: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (table <= 2 * open + 256).then(|| (0..table.min(i32::MAX as u64) as i32).collect())
+}
+
+/// The descriptor numbers in `/proc/PID/fd`.
+fn fd_numbers(entries: std::fs::ReadDir) -> Vec<i32> {
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Describes descriptors, a chunk at a time, for any thread that asks.
+struct Walker {
+    pid: i32,
+    fd_dir: ProcDir,
+    info_dir: Option<ProcDir>,
+    /// The descriptor numbers to read, ascending; set once known, and
+    /// [`Walker::walk`] waits for it.
+    numbers: OnceLock<Vec<i32>>,
+    /// The next index into `numbers` not yet claimed.
+    next: AtomicUsize,
+}
+
+impl Walker {
+    const CHUNK: usize = 256;
+
+    /// Describe descriptors until none are left unclaimed: each chunk
+    /// with its position in `numbers`.
+    fn walk(&self) -> Vec<(usize, Vec<Fd>)> {
+        let numbers = self.numbers.wait();
+        let mut chunks = Vec::new();
+        loop {
+            let start = self.next.fetch_add(Self::CHUNK, Ordering::Relaxed);
+            let Some(chunk) = numbers.get(start..) else {
+                return chunks;
+            };
+            let mut fds = Vec::with_capacity(Self::CHUNK);
+            for &fd in chunk.iter().take(Self::CHUNK) {
+                // Not open (closed since the directory was read, or a
+                // number tried without listing it): leave it out.
+                let Ok(target) = self.fd_dir.readlink_number(fd) else {
+                    continue;
+                };
+                fds.push(describe(self.pid, fd, self.info_dir.as_ref(), target));
+            }
+            chunks.push((start, fds));
+        }
     }
-    fds.sort_unstable_by_key(|f| f.fd);
-    fds
 }
 
 /// Kind, path and fdinfo of one descriptor, from its link text. Sockets
@@ -368,23 +482,57 @@ enum Format {
     Packet,
 }
 
-/// The tables under `/proc/PID/net`, most common first. The first
-/// [`EARLY_TABLES`] are read while the descriptors are being walked.
-const TABLES: &[(&str, &str, Format)] = &[
-    ("tcp", "tcp", INET_TCP),
-    ("tcp6", "tcp6", INET_TCP),
-    ("unix", "unix", Format::Unix),
-    ("udp", "udp", INET_UDP),
-    ("udp6", "udp6", INET_UDP),
-    ("netlink", "netlink", Format::Netlink),
-    ("raw", "raw", INET_RAW),
-    ("raw6", "raw6", INET_RAW),
-    ("packet", "packet", Format::Packet),
-    ("icmp", "icmp", INET_UDP),
-    ("icmp6", "icmp6", INET_UDP),
-    ("udplite", "udplite", INET_UDP),
-    ("udplite6", "udplite6", INET_UDP),
-];
+/// One socket table of the target's network namespace.
+struct TableSpec {
+    /// The file under `/proc/PID/net`; also the `proto` of its sockets.
+    file: &'static str,
+    format: Format,
+    /// The sock_diag dump that gives the same rows, where there is one.
+    diag: Option<(sock_diag::Family, sock_diag::Protocol)>,
+}
+
+const fn table(file: &'static str, format: Format) -> TableSpec {
+    TableSpec {
+        file,
+        format,
+        diag: None,
+    }
+}
+
+const fn diag_table(
+    file: &'static str,
+    format: Format,
+    family: sock_diag::Family,
+    protocol: sock_diag::Protocol,
+) -> TableSpec {
+    TableSpec {
+        file,
+        format,
+        diag: Some((family, protocol)),
+    }
+}
+
+/// The socket tables, most common first. The first [`EARLY_TABLES`] are
+/// read while the descriptors are being walked.
+const TABLES: &[TableSpec] = {
+    use sock_diag::Family::{V4, V6};
+    use sock_diag::Protocol::{Tcp, Udp};
+    &[
+        diag_table("tcp", INET_TCP, V4, Tcp),
+        diag_table("tcp6", INET_TCP, V6, Tcp),
+        table("unix", Format::Unix),
+        diag_table("udp", INET_UDP, V4, Udp),
+        diag_table("udp6", INET_UDP, V6, Udp),
+        table("netlink", Format::Netlink),
+        table("raw", INET_RAW),
+        table("raw6", INET_RAW),
+        table("packet", Format::Packet),
+        table("icmp", INET_UDP),
+        table("icmp6", INET_UDP),
+        table("udplite", INET_UDP),
+        table("udplite6", INET_UDP),
+    ]
+};
 const EARLY_TABLES: usize = 2;
 const INET_TCP: Format = Format::Inet {
     tcp: true,
@@ -425,53 +573,132 @@ fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
     }
 }
 
-/// Read and index table number `i` of [`TABLES`].
-fn load_table(pid: i32, i: usize, abandon: &AtomicBool) -> Option<Table> {
-    let (file, _, format) = TABLES[i];
-    read_table(pid, file, abandon).map(|text| Table::index(format, text))
+/// Reads the tables of one target, each from sock_diag or `/proc`.
+struct Tables {
+    pid: i32,
+    source: SocketSource,
+    diag: Diag,
+}
+
+enum Diag {
+    NotYet,
+    Open(DiagSocket),
+    /// Could not be had: the `/proc` tables stand in.
+    Unavailable,
+}
+
+impl Tables {
+    fn new(pid: i32, source: SocketSource) -> Tables {
+        let diag = match source {
+            SocketSource::ProcNet => Diag::Unavailable,
+            _ => Diag::NotYet,
+        };
+        Tables { pid, source, diag }
+    }
+
+    /// Read and index table number `i` of [`TABLES`]: `None` if it does
+    /// not exist or `abandon` was set meanwhile. A sock_diag failure falls
+    /// back to `/proc` (for this and every later table) unless the source
+    /// is [`SocketSource::SockDiag`].
+    fn load(&mut self, i: usize, abandon: &AtomicBool) -> Result<Option<Table>, DiagError> {
+        let spec = &TABLES[i];
+        if let Some((family, protocol)) = spec.diag {
+            match self.dump(family, protocol, abandon) {
+                Ok(Some(table)) => return Ok(table),
+                Ok(None) => {}
+                Err(e) if self.source == SocketSource::SockDiag => return Err(e),
+                Err(_) => self.diag = Diag::Unavailable,
+            }
+        }
+        Ok(read_table(self.pid, spec.file, abandon).map(|text| Table::index(spec.format, text)))
+    }
+
+    /// A sock_diag dump indexed by inode; `Ok(None)` if sock_diag is not
+    /// to be used.
+    fn dump(
+        &mut self,
+        family: sock_diag::Family,
+        protocol: sock_diag::Protocol,
+        abandon: &AtomicBool,
+    ) -> Result<Option<Option<Table>>, DiagError> {
+        if let Diag::NotYet = self.diag {
+            self.diag = Diag::Open(DiagSocket::for_pid(self.pid)?);
+        }
+        let Diag::Open(socket) = &mut self.diag else {
+            return Ok(None);
+        };
+        let mut rows = Vec::new();
+        let mut abandoned = false;
+        socket.dump_inet(family, protocol, |s| {
+            if abandon.load(Ordering::Relaxed) {
+                abandoned = true;
+                return ControlFlow::Break(());
+            }
+            rows.push(s);
+            ControlFlow::Continue(())
+        })?;
+        rows.sort_unstable_by_key(|s| s.inode);
+        Ok(Some((!abandoned).then_some(Table::Diag(rows))))
+    }
 }
 
 /// Fill in every socket's details: one pass per table, stopping once all
 /// socket inodes are found. `early` holds the first tables if they were
 /// read already.
-fn join_sockets(pid: i32, fds: &mut [Fd], early: Vec<Option<Table>>) {
-    // inode → indexes into fds (dup'ed descriptors share one socket).
-    let mut wanted: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, f) in fds.iter().enumerate() {
-        if let (Kind::Socket, Some(ino)) = (f.kind, f.inode) {
-            wanted.entry(ino).or_default().push(i);
-        }
-    }
+fn join_sockets(
+    pid: i32,
+    fds: &mut [Fd],
+    mut tables: Tables,
+    early: Vec<Option<Table>>,
+) -> Result<(), DiagError> {
+    // (inode, index into fds), sorted so that dup'ed descriptors, which
+    // share one socket, sit side by side.
+    let mut wanted: Vec<(u64, usize)> = fds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match (f.kind, f.inode) {
+            (Kind::Socket, Some(ino)) => Some((ino, i)),
+            _ => None,
+        })
+        .collect();
+    wanted.sort_unstable();
     let mut early = early.into_iter();
     let never = AtomicBool::new(false);
-    for (t, (_, proto, format)) in TABLES.iter().enumerate() {
-        let pre_read = early.next().flatten();
+    for (t, spec) in TABLES.iter().enumerate() {
+        let pre_read = early.next();
         if wanted.is_empty() {
             break;
         }
-        let Some(table) = pre_read.or_else(|| load_table(pid, t, &never)) else {
+        let table = match pre_read {
+            Some(table) => table,
+            None => tables.load(t, &never)?,
+        };
+        let Some(table) = table else {
             continue;
         };
-        wanted.retain(|inode, indexes| match table.row(*format, proto, *inode) {
-            Some(row) => {
-                for &i in indexes.iter() {
-                    fds[i].set_socket(&row);
+        let mut missing = Vec::new();
+        for same in wanted.chunk_by(|a, b| a.0 == b.0) {
+            match table.row(spec.format, spec.file, same[0].0) {
+                Some(row) => {
+                    for &(_, i) in &same[1..] {
+                        fds[i].set_socket(row.clone());
+                    }
+                    fds[same[0].1].set_socket(row);
                 }
-                false
+                None => missing.extend_from_slice(same),
             }
-            None => true,
-        });
+        }
+        wanted = missing;
     }
     // Sockets in no table (a protocol without one, or gone meanwhile):
     // the kernel still knows each one's protocol name.
-    for indexes in wanted.into_values() {
-        for i in indexes {
-            let f = &mut fds[i];
-            let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
-            f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
-            f.state = Some("?".into());
-        }
+    for (_, i) in wanted {
+        let f = &mut fds[i];
+        let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
+        f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
+        f.state = Some("?".into());
     }
+    Ok(())
 }
 
 /// `TCPv6` → `tcp6`, `NETLINK` → `netlink`, `UNIX-STREAM` → `unix`.
@@ -492,10 +719,15 @@ impl Format {
     }
 }
 
-/// A socket table read whole, with each row's position by inode.
-struct Table {
-    text: String,
-    rows: HashMap<u64, std::ops::Range<usize>>,
+/// A socket table, rows by inode.
+enum Table {
+    /// A `/proc/PID/net` file read whole, with each row's position.
+    Text {
+        text: String,
+        rows: HashMap<u64, std::ops::Range<usize>>,
+    },
+    /// A sock_diag dump (inet formats only), sorted by inode.
+    Diag(Vec<InetSock>),
 }
 
 impl Table {
@@ -514,12 +746,23 @@ impl Table {
             }
             start = end;
         }
-        Table { text, rows }
+        Table::Text { text, rows }
     }
 
     fn row(&self, format: Format, proto: &'static str, inode: u64) -> Option<SockRow> {
-        let line = self.text.get(self.rows.get(&inode)?.clone())?;
-        Some(parse_row(format, proto, line.trim_end_matches('\n')))
+        match self {
+            Table::Text { text, rows } => {
+                let line = text.get(rows.get(&inode)?.clone())?;
+                Some(parse_row(format, proto, line.trim_end_matches('\n')))
+            }
+            Table::Diag(rows) => {
+                let sock = &rows[rows.binary_search_by_key(&inode, |s| s.inode).ok()?];
+                Some(match format {
+                    Format::Inet { tcp, sock_type } => diag_row(proto, tcp, sock_type, sock),
+                    _ => unknown_row(proto),
+                })
+            }
+        }
     }
 }
 
@@ -591,6 +834,69 @@ fn inet_row(proto: &'static str, tcp: bool, sock_type: &'static str, w: &[&str])
         row.rx_queue = u64::from_str_radix(rx, 16).ok();
     }
     row
+}
+
+/// An inet row from sock_diag, with the same values as the `/proc` text
+/// table's row for that socket (net/ipv4/tcp_diag.c `tcp_diag_get_info`
+/// and net/ipv4/tcp_ipv4.c `get_tcp4_sock` read the same fields; likewise
+/// udp_diag.c and udp.c).
+fn diag_row(proto: &'static str, tcp: bool, sock_type: &'static str, s: &InetSock) -> SockRow {
+    const TCP_LISTEN: u8 = 10;
+    let (local, remote) = (unmapped(s.local), unmapped(s.remote));
+    SockRow {
+        proto,
+        sock_type: Some(sock_type),
+        state: inet_state(s.state, tcp).to_string(),
+        local: addr_string(local),
+        remote: Some(addr_string(remote)),
+        local_port: Some(local.port()),
+        remote_port: Some(remote.port()),
+        rx_queue: Some(u64::from(s.rqueue)),
+        // For a listener sock_diag gives the backlog limit here, where
+        // /proc/net/tcp (and so this field, as documented) shows 0.
+        tx_queue: Some(if tcp && s.state == TCP_LISTEN {
+            0
+        } else {
+            u64::from(s.wqueue)
+        }),
+    }
+}
+
+/// `addr.to_string()`, without the formatting machinery for IPv4 (most
+/// sockets; it shows in profiles with thousands of them).
+fn addr_string(addr: SocketAddr) -> String {
+    fn push_decimal(s: &mut String, n: u16) {
+        if n >= 10 {
+            push_decimal(s, n / 10);
+        }
+        s.push(char::from(b'0' + (n % 10) as u8));
+    }
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut s = String::with_capacity(21);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, octet.into());
+            }
+            s.push(':');
+            push_decimal(&mut s, v4.port());
+            s
+        }
+        SocketAddr::V6(_) => addr.to_string(),
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4, like [`parse_addr`].
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), addr.port()),
+            None => SocketAddr::new(v6.into(), addr.port()),
+        },
+        IpAddr::V4(_) => addr,
+    }
 }
 
 /// `ADDR:PORT` in hex as the kernel prints it: each 32-bit word of the
@@ -983,6 +1289,22 @@ mod tests {
         let (_, row) = parse_row(Format::Packet, "packet", line, 556).unwrap();
         assert_eq!(row.local, "[0x0003]:2");
         assert_eq!(row.sock_type, Some("raw"));
+    }
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for a in [
+            "0.0.0.0:0",
+            "127.0.0.1:8080",
+            "10.20.255.9:65535",
+            "255.255.255.255:1",
+            "[::1]:22",
+            "[fe80::1]:443",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(addr_string(addr), a);
+            assert_eq!(addr_string(addr), addr.to_string());
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! read-only file mappings (`filemap.rs`), one-mapping queries of
 //! `/proc/PID/maps` (`procmap.rs`), pidfds (`pidfd.rs`), `/proc`
 //! directories held open (`procdir.rs`), sockets seen from outside
-//! (`socket.rs`) and reach's own signal handling (`interrupt.rs`).
+//! (`socket.rs`), TCP/UDP socket tables by netlink (`sock_diag.rs`) and
+//! reach's own signal handling (`interrupt.rs`).
 //! All `unsafe` lives here. Must never know about Rhai, never print, and
 //! never decide policy: callers above decide what a stop means.
 
@@ -17,4 +18,5 @@ pub mod procdir;
 pub mod procmap;
 pub mod ptrace;
 pub mod regs_x86_64;
+pub mod sock_diag;
 pub mod socket;
