@@ -89,6 +89,9 @@ pub struct StopWindow {
     /// (see `call.rs`, `tend_child`), and whether each got the target's
     /// signal mask back.
     children: Vec<(Tid, bool)>,
+    /// Children already let go of: a fork event read after the child's own
+    /// stops must not bring one back.
+    released_children: Vec<Tid>,
     closed: bool,
 }
 
@@ -102,6 +105,7 @@ impl StopWindow {
             call_tid: pid,
             saved: None,
             children: Vec::new(),
+            released_children: Vec::new(),
             closed: false,
         };
         // Threads that are exiting (and so cannot be seized): not new again.
@@ -302,7 +306,10 @@ impl StopWindow {
     /// stop is seen.
     pub fn adopt_later(&mut self, tid: Tid) {
         // Already gone (and reaped through `tend_child`): nothing to hold.
-        if !self.children.iter().any(|c| c.0 == tid) && !procinfo::is_gone(tid, tid) {
+        if !self.children.iter().any(|c| c.0 == tid)
+            && !self.released_children.contains(&tid)
+            && !procinfo::is_gone(tid, tid)
+        {
             self.children.push((tid, false));
         }
     }
@@ -310,6 +317,7 @@ impl StopWindow {
     /// A child reach no longer holds (it exited, exec'd or was released).
     pub fn drop_child(&mut self, tid: Tid) {
         self.children.retain(|c| c.0 != tid);
+        self.released_children.push(tid);
     }
 
     pub fn has_children(&self) -> bool {
