@@ -154,7 +154,13 @@ fn sigint_and_sigterm_at_random_points_leave_the_target_intact() {
 
         // The target is as it was: alive, released, running, its registers
         // intact, no scratch mapping left behind.
-        assert!(t.alive(), "{what}: the target died ({ending:?})");
+        if !t.alive() {
+            let status = t.wait_exit(STATE_DEADLINE);
+            panic!(
+                "{what}: the target died ({ending:?}): {}; reach said {out:#?}",
+                describe(status)
+            );
+        }
         assert_untraced(pid);
         for tid in tids(pid) {
             let s = task_state(pid, tid);

@@ -105,6 +105,26 @@ enum Resume {
 pub struct Limits {
     pub deadline: Instant,
     pub timeout: Duration,
+    /// Cleanup that must happen even after reach was asked to stop (the
+    /// scratch mapping's munmap): a SIGINT/SIGTERM does not abandon it.
+    pub cleanup: bool,
+}
+
+impl Limits {
+    pub fn new(timeout: Duration) -> Limits {
+        Limits {
+            deadline: Instant::now() + timeout,
+            timeout,
+            cleanup: false,
+        }
+    }
+
+    fn for_cleanup() -> Limits {
+        Limits {
+            cleanup: true,
+            ..Limits::new(Duration::from_secs(2))
+        }
+    }
 }
 
 /// Call the function at `addr` (named `what` in messages) with `args`.
@@ -124,7 +144,7 @@ pub fn call_function(
     let placed = Placement::new(win, base.rsp, args, limits, scratch_mmap)?;
     let result = run_function(win, what, addr, &base, &placed, limits);
     settle_children(win, limits);
-    let unmapped = placed.release(win, limits);
+    let unmapped = placed.release(win);
     let value = result?;
     unmapped?;
     Ok(value)
@@ -194,7 +214,7 @@ pub fn raw_syscall(
     let base = win.prepare()?;
     let placed = Placement::new(win, base.rsp, args, limits, None)?;
     let result = run_syscall(win, what, nr, &placed.values, insn, &base, limits);
-    let unmapped = placed.release(win, limits);
+    let unmapped = placed.release(win);
     let value = result?;
     unmapped?;
     Ok(value)
@@ -303,7 +323,7 @@ fn step(win: &mut StopWindow, resume: Resume, what: &str, limits: &Limits) -> Re
             }
             Ok(stop) => return Ok(stop),
             Err(Errno::EINTR) => {
-                let reason = if let Some(sig) = interrupt::pending() {
+                let reason = if let Some(sig) = interrupt::pending().filter(|_| !limits.cleanup) {
                     CallError::Interrupted(sig)
                 } else if Instant::now() >= limits.deadline {
                     CallError::Timeout {
@@ -544,12 +564,15 @@ impl Placement {
         })
     }
 
-    fn release(&self, win: &mut StopWindow, limits: &Limits) -> Result<()> {
+    /// Unmap the scratch mapping, even when the call failed or reach was
+    /// interrupted (then with a short deadline of its own).
+    fn release(&self, win: &mut StopWindow) -> Result<()> {
         let Some((addr, len, insn)) = self.mapping else {
             return Ok(());
         };
         let args = [Arg::Int(addr), Arg::Int(len)];
-        raw_syscall(win, "munmap", libc::SYS_munmap as u64, &args, insn, limits).map(drop)
+        let limits = Limits::for_cleanup();
+        raw_syscall(win, "munmap", libc::SYS_munmap as u64, &args, insn, &limits).map(drop)
     }
 }
 

@@ -12,7 +12,7 @@ use super::{Error, Result};
 use crate::sys::{memory, pidfd};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How operations on a target behave.
 #[derive(Debug, Clone)]
@@ -111,10 +111,7 @@ impl Target {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            deadline: Instant::now() + self.settings.timeout,
-            timeout: self.settings.timeout,
-        }
+        Limits::new(self.settings.timeout)
     }
 
     /// Stop every thread of the attached process — checked to still be it
