@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How long a target may take to say "ready", or to change state.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Wait `d` without `thread::sleep`: a receive on a channel nobody sends on.
+/// Wait `d` without a fixed sleep call: a receive on a channel nobody sends on.
 pub fn pause(d: Duration) {
     let (_tx, rx) = mpsc::channel::<()>();
     let _ = rx.recv_timeout(d);
