@@ -114,7 +114,29 @@ pub fn tgid(tid: i32) -> Option<i32> {
 
 /// No thread of `pid` runs any more (cheap when the leader does).
 pub fn all_gone(pid: i32) -> bool {
-    is_gone(pid, pid) && tasks(pid).is_ok_and(|tids| tids.iter().all(|&t| is_gone(pid, t)))
+    exiting(pid, pid) && tasks(pid).is_ok_and(|tids| tids.iter().all(|&t| exiting(pid, t)))
+}
+
+/// `PF_EXITING` (include/linux/sched.h): set as a thread starts to exit,
+/// before it shows as a zombie.
+const PF_EXITING: u64 = 0x4;
+
+/// Thread `tid` of `pid` is gone, a zombie, or on its way out.
+fn exiting(pid: i32, tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return true;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    // After the command name: state (field 3) ... flags (field 9).
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().and_then(|s| s.chars().next());
+    let flags = fields
+        .get(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    matches!(state, Some('Z' | 'X')) || flags & PF_EXITING != 0
 }
 
 /// The pid tracing thread `tid` of `pid` (0: none).

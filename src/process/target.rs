@@ -91,11 +91,12 @@ impl Target {
             None => Err(Error::TargetExited(pid)),
             Some(t) if t != self.id.start_time => Err(Error::PidReused(pid)),
             // A killed process whose threads reach still holds is not yet
-            // reported through its pidfd: every thread being a zombie says
-            // it. (A zombie leader alone is a main thread that called
-            // pthread_exit.)
-            Some(_) if alive && !procinfo::all_gone(pid) => Ok(()),
-            Some(_) if procinfo::is_gone(pid, pid) => Err(Error::TargetExited(pid)),
+            // reported through its pidfd: every thread exiting says it. (A
+            // zombie leader alone is a main thread that called pthread_exit.)
+            Some(_) if procinfo::all_gone(pid) => Err(Error::TargetExited(pid)),
+            Some(_) if alive => Ok(()),
+            // Our process exited, yet a live one has its pid and start time:
+            // reused within the same clock tick.
             Some(_) => Err(Error::PidReused(pid)),
         }
     }
