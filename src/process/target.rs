@@ -196,8 +196,9 @@ impl Target {
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
-        self.check_alive()?;
-        // Resolve everything before stopping anything.
+        // Resolve everything before stopping anything. Whether the pid is
+        // still the attached process is checked when the window opens (and
+        // explains a failed lookup).
         let func = self.symbols.resolve(self.id.pid, name);
         let func = func.map_err(|e| self.explain(e.into()))?;
         let errno_fn = match self.settings.capture_errno {
