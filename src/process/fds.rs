@@ -13,8 +13,8 @@
 //! is left out, a field that does not parse reads `?`.
 
 use super::target::Target;
-use super::threads;
 use super::{Arg, Error, Result};
+use super::{procinfo, threads};
 use crate::sys::procdir::ProcDir;
 use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
 use crate::sys::{pidfd, socket};
@@ -1055,7 +1055,7 @@ fn packet_row(w: &[&str]) -> SockRow {
 
 /// Record, for each descriptor, the threads blocked in a system call on it.
 fn add_waiters(pid: i32, fds: &mut [Fd]) {
-    let Ok(tids) = threads::tids(pid) else {
+    let Ok(tids) = procinfo::tasks(pid) else {
         return;
     };
     for tid in tids {

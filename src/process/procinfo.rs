@@ -1,5 +1,6 @@
 //! What `/proc` says about a process: identity, state, threads, tracer.
 
+use super::signals::Masks;
 use super::{Error, Result};
 use procfs::process::Process;
 
@@ -82,18 +83,31 @@ pub fn status_fields(pid: i32) -> Result<Vec<(String, String)>> {
 
 /// Thread ids of `pid` in directory order.
 pub fn tasks(pid: i32) -> Result<Vec<i32>> {
-    let dir =
-        std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Error::TargetExited(pid))?;
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
+        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
+        _ => Error::Proc {
+            pid,
+            msg: e.to_string(),
+        },
+    })?;
     Ok(dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect())
 }
 
+/// The fields of `/proc/PID/task/TID/stat` after the command name (which
+/// may contain anything, so the split is after its last ')'): the state
+/// letter first, then field 4 onwards.
+fn task_stat(pid: i32, tid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// The state letter of one thread (`R`, `S`, `D`, `T`, `t`, `Z`, …).
 pub fn task_state(pid: i32, tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    // The command name may contain anything, so split after its ')'.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    task_stat(pid, tid)?.first()?.chars().next()
 }
 
 /// Thread `tid` of `pid` no longer runs: gone, or a zombie.
@@ -101,15 +115,20 @@ pub fn is_gone(pid: i32, tid: i32) -> bool {
     task_state(pid, tid).is_none_or(|s| matches!(s, 'Z' | 'X'))
 }
 
-/// The process (thread group) `tid` belongs to.
-pub fn tgid(tid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
+/// One `Key:` line of a `status` file, parsed as `T`.
+fn status_value<T: std::str::FromStr>(path: &str, key: &str) -> Option<T> {
+    std::fs::read_to_string(path)
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
         .trim()
         .parse()
         .ok()
+}
+
+/// The process (thread group) `tid` belongs to.
+pub fn tgid(tid: i32) -> Option<i32> {
+    status_value(&format!("/proc/{tid}/status"), "Tgid")
 }
 
 /// No thread of `pid` runs any more (cheap when the leader does).
@@ -123,14 +142,10 @@ const PF_EXITING: u64 = 0x4;
 
 /// Thread `tid` of `pid` is gone, a zombie, or on its way out.
 fn exiting(pid: i32, tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+    let Some(fields) = task_stat(pid, tid) else {
         return true;
     };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    // After the command name: state (field 3) ... flags (field 9).
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // State (field 3) ... flags (field 9).
     let state = fields.first().and_then(|s| s.chars().next());
     let flags = fields
         .get(6)
@@ -141,14 +156,7 @@ fn exiting(pid: i32, tid: i32) -> bool {
 
 /// The pid tracing thread `tid` of `pid` (0: none).
 pub fn task_tracer(pid: i32, tid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    status_value(&format!("/proc/{pid}/task/{tid}/status"), "TracerPid").unwrap_or(0)
 }
 
 /// Whether thread `tid` has a signal pending that it does not block: such
@@ -157,14 +165,8 @@ pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
         return false;
     };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
+    let m = Masks::parse(&status);
+    (m.pending | m.shared_pending) & !m.blocked != 0
 }
 
 /// Yama's `kernel.yama.ptrace_scope`, where Yama is enabled.
@@ -193,25 +195,32 @@ pub fn permission_hint() -> String {
     hint
 }
 
+/// Every process but reach itself, as (pid, comm, command line with NULs).
+fn other_processes() -> impl Iterator<Item = (i32, String, Vec<u8>)> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(move |&pid| pid != me)
+        .filter_map(|pid| {
+            let name = comm(pid)?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            Some((pid, name, cmdline))
+        })
+}
+
 /// Every process whose name or command line matches `pattern` (a substring
 /// of the command line, or the exact name), reach itself excluded.
 pub fn pgrep(pattern: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut pids: Vec<i32> = procfs::process::all_processes()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|p| p.pid != me)
-        .filter(|p| {
-            let name = comm(p.pid).unwrap_or_default();
-            if name == pattern {
-                return true;
+    let mut pids: Vec<i32> = other_processes()
+        .filter(|(_, name, cmdline)| {
+            name == pattern || {
+                let cmdline = String::from_utf8_lossy(cmdline).replace('\0', " ");
+                !cmdline.is_empty() && cmdline.contains(pattern)
             }
-            let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            !cmdline.is_empty() && cmdline.contains(pattern)
         })
-        .map(|p| p.pid)
+        .map(|(pid, ..)| pid)
         .collect();
     pids.sort_unstable();
     pids
@@ -220,23 +229,17 @@ pub fn pgrep(pattern: &str) -> Vec<i32> {
 /// The one process called exactly `name` (its `comm`, or the file name of
 /// its executable or argv[0]).
 pub fn find_by_name(name: &str) -> Result<i32> {
-    let me = std::process::id() as i32;
     let basename = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-    let matches: Vec<i32> = procfs::process::all_processes()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|p| p.pid != me)
-        .filter(|p| {
-            if comm(p.pid).as_deref() == Some(name) {
-                return true;
+    let mut matches: Vec<i32> = other_processes()
+        .filter(|(_, comm, cmdline)| {
+            comm == name || {
+                let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                !argv0.is_empty() && basename(&String::from_utf8_lossy(argv0)) == name
             }
-            let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
-            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-            !argv0.is_empty() && basename(&String::from_utf8_lossy(argv0)) == name
         })
-        .map(|p| p.pid)
+        .map(|(pid, ..)| pid)
         .collect();
+    matches.sort_unstable();
     match matches.as_slice() {
         [] => Err(Error::NoSuchProcess(format!(
             "no process is named {name:?}"

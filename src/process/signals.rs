@@ -1,7 +1,7 @@
 //! How a target treats each signal, from the masks in
 //! `/proc/PID/status` and `/proc/PID/task/TID/status`. Never stops it.
 
-use super::threads;
+use super::procinfo;
 use super::{Error, Result};
 
 /// The disposition and state of one signal in the target.
@@ -68,7 +68,7 @@ pub fn list(pid: i32) -> Result<Vec<Signal>> {
         })?;
     let process = Masks::parse(&status);
     let mut per_thread = Vec::new();
-    for tid in threads::tids(pid)? {
+    for tid in procinfo::tasks(pid)? {
         // A thread that exits meanwhile blocks nothing.
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
             per_thread.push((tid, Masks::parse(&s)));

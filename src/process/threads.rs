@@ -3,7 +3,8 @@
 //! reading `syscall` only waits for the thread to be off its CPU
 //! (fs/proc/base.c, `proc_pid_syscall` → `task_current_syscall`).
 
-use super::{Error, Result};
+use super::Result;
+use super::procinfo;
 use syscalls::Sysno;
 
 /// One thread of the target.
@@ -157,21 +158,6 @@ fn takes_fd_first(nr: i64) -> bool {
     )
 }
 
-/// Thread ids of `pid`, in `/proc/PID/task` order.
-pub fn tids(pid: i32) -> Result<Vec<i32>> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
-        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
-        _ => Error::Proc {
-            pid,
-            msg: e.to_string(),
-        },
-    })?;
-    Ok(dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect())
-}
-
 /// What one thread is doing in the kernel right now.
 pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
     match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) {
@@ -183,7 +169,7 @@ pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
 /// Every thread of `pid`. A thread that exits while listed is left out.
 pub fn list(pid: i32) -> Result<Vec<Thread>> {
     let mut threads = Vec::new();
-    for tid in tids(pid)? {
+    for tid in procinfo::tasks(pid)? {
         let dir = format!("/proc/{pid}/task/{tid}");
         let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
             continue;
