@@ -6,13 +6,13 @@
 //! resolver asked again (what every later call in a script or the REPL
 //! does). Also the whole `reach -p PID -e 'sym(...)'` run.
 
-#[path = "../tests/sym_support/mod.rs"]
-mod sym_support;
+#[path = "../tests/suite/support/mod.rs"]
+mod support;
 
 use reach::process::symbols::Symbols;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use sym_support::*;
+use support::*;
 
 const LIBRARIES: usize = 160;
 
@@ -22,8 +22,8 @@ fn main() {
     let host = build_host(&dir);
     let mut cmd = Command::new(&host);
     cmd.args(&libs);
-    let (target, _) = Target::start(cmd);
-    let pid = target.pid();
+    let target = Target::spawn(cmd);
+    let pid = target.pid;
     let objects = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .unwrap()
         .lines()
@@ -70,7 +70,7 @@ fn main() {
     let expr = format!("sym(\"{last}\")");
     let whole = median(11, || {
         let t = Instant::now();
-        reach_ok(pid, &[&expr]);
+        evals_ok(pid, &[&expr]);
         t.elapsed()
     });
     println!("reach -p {pid} -e '{expr}': {whole:?} (whole process, median of 11)");
