@@ -4,6 +4,8 @@
 //! `script` (Rhai, printing) → `process` (targets, symbols, calls) →
 //! `sys` (ptrace, registers, memory: the only unsafe code).
 
+#![deny(unsafe_code)]
+
 pub mod process;
 pub mod script;
 pub mod sys;

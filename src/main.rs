@@ -1,6 +1,8 @@
 //! `reach`: parse flags, pick -e / script / stdin / REPL, map errors to
 //! exit statuses (0 ok, 1 script or target error, 2 usage error).
 
+#![deny(unsafe_code)]
+
 mod repl;
 
 use clap::Parser;

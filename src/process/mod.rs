@@ -1,27 +1,27 @@
 //! Targets, their symbols and the calls made into them, as plain data and
 //! operations.
 //!
-//! Owns: what a target is (`target.rs`), the stop window (`stop.rs`),
-//! remote function calls and system calls (`call.rs`), name → address
+//! Owns: what a target is (`target.rs`), the engine that stops a thread
+//! and runs calls and system calls on it (`engine/`), name → address
 //! (`symbols/`), the memory map (`maps.rs`), what `/proc` says about a
 //! process (`procinfo.rs`), its descriptors and sockets (`fds.rs`),
 //! threads (`threads.rs`) and signal dispositions (`signals.rs`).
 //! Must never print and never know about Rhai: it returns typed errors and
 //! values, and `script/` decides how they look.
 
-pub mod call;
+pub mod engine;
 pub mod fds;
 pub mod maps;
 pub mod procinfo;
 pub mod signals;
-pub mod stop;
 pub mod symbols;
 pub mod target;
 pub mod threads;
 
+use crate::sys::ptrace::PtraceError;
 use nix::errno::Errno;
 
-pub use call::Arg;
+pub use engine::{Arg, Choice};
 pub use target::{Settings, Target};
 
 /// Everything that can go wrong while operating on a target.
@@ -33,6 +33,8 @@ pub enum Error {
     AmbiguousName(usize, String, String),
     #[error("pid {0} is a zombie: it has exited and waits for its parent to reap it")]
     Zombie(i32),
+    #[error("pid {0} is reach itself")]
+    OwnProcess(i32),
     #[error("pid {0} is a kernel thread: it has no user space to call into")]
     KernelThread(i32),
     #[error(
@@ -51,18 +53,16 @@ pub enum Error {
     NotPermitted(i32),
     #[error("target {0} exited")]
     TargetExited(i32),
+    #[error("target {pid} was killed by {signal} during the operation")]
+    TargetKilled { pid: i32, signal: &'static str },
     #[error("thread {0} of the target exited")]
     ThreadExited(i32),
     #[error("pid {0} now belongs to another process: the target exited and its pid was reused")]
     PidReused(i32),
     #[error("no target: give one with -p PID or attach(pid)")]
     NoTarget,
-    #[error("{op} on thread {tid} failed: {errno}")]
-    Ptrace {
-        op: &'static str,
-        tid: i32,
-        errno: Errno,
-    },
+    #[error(transparent)]
+    Ptrace(PtraceError),
     #[error("cannot read {len} bytes at {addr:#x} in pid {pid}: {}", memory_reason(*.errno))]
     Read {
         pid: i32,
@@ -82,7 +82,7 @@ pub enum Error {
     #[error(transparent)]
     Symbol(#[from] symbols::SymbolError),
     #[error(transparent)]
-    Call(#[from] call::CallError),
+    Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Fd(#[from] fds::FdError),
 }
@@ -93,7 +93,7 @@ impl Error {
         match self {
             Error::NotPermitted(_) => Some(procinfo::permission_hint()),
             Error::Symbol(e) => e.hint(),
-            Error::Call(e) => e.hint(),
+            Error::Engine(e) => e.hint(),
             _ => None,
         }
     }
@@ -109,11 +109,22 @@ fn memory_reason(errno: Errno) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A failed ptrace request on `tid`. ESRCH means the thread is gone (the
-/// target layer turns that into "target exited" when the whole process is).
-pub(crate) fn ptrace_err(op: &'static str, tid: i32) -> impl FnOnce(Errno) -> Error {
-    move |errno| match errno {
-        Errno::ESRCH => Error::ThreadExited(tid),
-        errno => Error::Ptrace { op, tid, errno },
+/// A failed ptrace request: ESRCH (or ECHILD from a wait) means the
+/// thread is gone (the target layer turns that into "target exited" when
+/// the whole process is).
+impl From<PtraceError> for Error {
+    fn from(e: PtraceError) -> Error {
+        match e.errno {
+            Errno::ESRCH | Errno::ECHILD => Error::ThreadExited(e.tid),
+            _ => Error::Ptrace(e),
+        }
     }
+}
+
+/// A warning that cannot be returned (from a `Drop`): to stderr, and
+/// never a panic if stderr is closed. The process layer prints nothing
+/// else.
+pub(crate) fn warn(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "reach: warning: {msg}");
 }

@@ -23,8 +23,13 @@ fn open(pid: i32) -> Result<Process> {
     Process::new(pid).map_err(|_| Error::NoSuchProcess(format!("pid {pid}")))
 }
 
-/// Check that `pid` is a live user-space process nobody else traces.
+/// Check that `pid` is a live 64-bit user-space process other than reach
+/// itself. (Whether another tracer holds it is found when an operation
+/// needs one of its threads: it may hold only some, or only for a moment.)
 pub fn check_traceable(pid: i32) -> Result<Identity> {
+    if pid == std::process::id() as i32 {
+        return Err(Error::OwnProcess(pid));
+    }
     let proc = open(pid)?;
     let stat = proc
         .stat()
@@ -39,25 +44,30 @@ pub fn check_traceable(pid: i32) -> Result<Identity> {
     if stat.flags & PF_KTHREAD != 0 {
         return Err(Error::KernelThread(pid));
     }
-    if matches!(stat.state, 'Z' | 'X') {
+    // A zombie main thread with live threads is a main thread that called
+    // pthread_exit: the process lives on.
+    if matches!(stat.state, 'Z' | 'X') && all_gone(pid) {
         return Err(Error::Zombie(pid));
     }
-    let status = proc.status().map_err(|e| Error::Proc {
-        pid,
-        msg: e.to_string(),
-    })?;
-    if status.tracerpid != 0 {
-        return Err(Error::AlreadyTraced {
-            pid,
-            tracer: status.tracerpid,
-            tracer_name: comm(status.tracerpid).unwrap_or_else(|| "?".into()),
-        });
+    if is_32_bit(pid) {
+        return Err(super::engine::EngineError::ThirtyTwoBit(pid).into());
     }
     Ok(Identity {
         pid,
         name: stat.comm,
         start_time: stat.starttime,
     })
+}
+
+/// Whether `pid` runs a 32-bit program (the ELF class of its executable,
+/// byte 4 of the header: 1). Unreadable: assume not; the registers tell
+/// once a thread is stopped.
+fn is_32_bit(pid: i32) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 5];
+    std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[..4] == *b"\x7fELF" && header[4] == 1)
 }
 
 /// The start time of `pid`, if it exists.
@@ -141,7 +151,7 @@ pub fn all_gone(pid: i32) -> bool {
 const PF_EXITING: u64 = 0x4;
 
 /// Thread `tid` of `pid` is gone, a zombie, or on its way out.
-fn exiting(pid: i32, tid: i32) -> bool {
+pub fn exiting(pid: i32, tid: i32) -> bool {
     let Some(fields) = task_stat(pid, tid) else {
         return true;
     };
@@ -152,6 +162,35 @@ fn exiting(pid: i32, tid: i32) -> bool {
         .and_then(|f| f.parse::<u64>().ok())
         .unwrap_or(0);
     matches!(state, Some('Z' | 'X')) || flags & PF_EXITING != 0
+}
+
+/// The seccomp mode of thread `tid` of `pid` (0 none, 1 strict, 2
+/// filter), from its `status`.
+pub fn task_seccomp(pid: i32, tid: i32) -> u32 {
+    status_value(&format!("/proc/{pid}/task/{tid}/status"), "Seccomp").unwrap_or(0)
+}
+
+/// CAP_SYS_ADMIN's bit in the capability sets (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether reach itself holds CAP_SYS_ADMIN (in `CapEff`).
+pub fn has_cap_sys_admin() -> bool {
+    let me = std::process::id();
+    std::fs::read_to_string(format!("/proc/{me}/status"))
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// The kernel function thread `tid` of `pid` waits in (`wchan`), or "?".
+pub fn task_wchan(pid: i32, tid: i32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan")) {
+        Ok(w) if !w.trim().is_empty() && w.trim() != "0" => w.trim().to_string(),
+        _ => "?".into(),
+    }
 }
 
 /// The pid tracing thread `tid` of `pid` (0: none).

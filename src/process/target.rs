@@ -1,27 +1,26 @@
 //! A target: a handle to one process, not an attachment. The process runs
-//! untouched between operations; each operation that needs it stopped opens
-//! a stop window and closes it before returning, unless `freeze` holds one
-//! open.
+//! untouched between operations. Names are resolved here, before anything
+//! is stopped; everything that needs a thread stopped goes through the
+//! engine (`engine/`), which stops one thread for the operation (every
+//! thread while frozen) and gives it back exactly as it was.
 
-use super::call::{self, Arg, Limits};
+use super::engine::{Arg, Call, Choice, Engine, Options};
 use super::maps::{self, Mapping};
 use super::procinfo::{self, Identity};
-use super::stop::StopWindow;
-use super::symbols::{Kind, Resolved, Symbols};
+use super::symbols::{Kind, Symbols};
 use super::{Error, Result};
 use crate::sys::{memory, pidfd};
-use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// How operations on a target behave.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Limit for one injected call (and for stopping the threads).
+    /// Limit for one operation, stopping the thread included.
     pub timeout: Duration,
-    /// Read the call thread's errno after each `call` (one extra injected
-    /// call to `__errno_location` per thread, cached).
+    /// Read the call thread's errno after each `call`.
     pub capture_errno: bool,
+    /// Which thread calls and system calls run on.
+    pub thread: Choice,
 }
 
 impl Default for Settings {
@@ -29,43 +28,33 @@ impl Default for Settings {
         Settings {
             timeout: Duration::from_secs(10),
             capture_errno: true,
+            thread: Choice::Auto,
         }
     }
 }
 
 pub struct Target {
     id: Identity,
-    pidfd: Option<OwnedFd>,
     pub settings: Settings,
     symbols: Symbols,
-    /// IFUNC resolver address → the function it picked.
-    ifuncs: HashMap<u64, u64>,
-    /// Thread → address of its errno.
-    errno_at: HashMap<i32, u64>,
-    syscall_insn: Option<u64>,
     last_errno: Option<i32>,
-    frozen: Option<StopWindow>,
+    engine: Engine,
 }
 
 /// The largest string `read_cstr` returns.
 const CSTR_MAX: usize = 1 << 20;
 
 impl Target {
-    /// Select `pid`: check it exists, is a user process, and nobody traces
-    /// it. Nothing is stopped.
+    /// Select `pid`: check it exists, is a 64-bit user process and may be
+    /// traced. Nothing is stopped.
     pub fn attach(pid: i32, settings: Settings) -> Result<Target> {
         let id = procinfo::check_traceable(pid)?;
-        let pidfd = pidfd::open(pid).ok();
         Ok(Target {
             id,
-            pidfd,
             settings,
             symbols: Symbols::default(),
-            ifuncs: HashMap::new(),
-            errno_at: HashMap::new(),
-            syscall_insn: None,
             last_errno: None,
-            frozen: None,
+            engine: Engine::new(pid, pidfd::open(pid).ok()),
         })
     }
 
@@ -78,12 +67,12 @@ impl Target {
     }
 
     pub fn is_frozen(&self) -> bool {
-        self.frozen.is_some()
+        self.engine.is_frozen()
     }
 
     /// Still the process that was attached?
     fn check_alive(&self) -> Result<()> {
-        let alive = self.pidfd.as_ref().is_none_or(pidfd::is_alive);
+        let alive = self.engine.same_process();
         // The start time has a granularity of one clock tick, so a pid
         // reused within the same tick is only told apart by the pidfd.
         let pid = self.id.pid;
@@ -104,73 +93,54 @@ impl Target {
     /// An error seen while the process may have been dying says little
     /// ("ESRCH", "symbol not found" in empty maps): if it is gone, say so.
     fn explain(&self, e: Error) -> Error {
+        let e = match e {
+            Error::Read { errno, .. } | Error::Write { errno, .. }
+                if errno == nix::errno::Errno::ESRCH =>
+            {
+                Error::TargetExited(self.id.pid)
+            }
+            e => e,
+        };
         match (&e, self.check_alive()) {
-            (Error::PidReused(_) | Error::TargetExited(_), _) => e,
+            (Error::PidReused(_) | Error::TargetExited(_) | Error::TargetKilled { .. }, _) => e,
             (_, Err(gone)) => gone,
             _ => e,
         }
     }
 
-    fn limits(&self) -> Limits {
-        Limits::new(self.settings.timeout)
+    fn options(&self) -> Options {
+        Options {
+            timeout: self.settings.timeout,
+            thread: self.settings.thread,
+        }
     }
 
-    /// Stop every thread of the attached process — checked to still be it
-    /// both before and after (a window on a reused pid is closed untouched).
-    fn open_window(&self, limits: &Limits) -> Result<StopWindow> {
+    /// Run an engine operation on the attached process, checked to still
+    /// be it before (a pid reused since `attach` is refused, untouched).
+    fn engine_op<T>(&mut self, op: impl FnOnce(&mut Engine, &Options) -> Result<T>) -> Result<T> {
         self.check_alive()?;
-        let win = StopWindow::open(self.id.pid, self.id.start_time, limits.deadline)?;
-        self.check_alive()?;
-        Ok(win)
+        let opts = self.options();
+        let result = op(&mut self.engine, &opts);
+        result.map_err(|e| self.explain(e))
     }
 
     /// Stop every thread and keep them stopped until [`Target::thaw`].
     pub fn freeze(&mut self) -> Result<()> {
-        if self.frozen.is_none() {
-            let limits = self.limits();
-            let win = self.open_window(&limits).map_err(|e| self.explain(e))?;
-            self.frozen = Some(win);
-        }
-        Ok(())
+        self.engine_op(|engine, opts| engine.freeze(opts))
     }
 
     /// Release a frozen target. Does nothing if it is not frozen.
     pub fn thaw(&mut self) -> Result<()> {
-        match self.frozen.take() {
-            Some(win) => win.close(),
-            None => Ok(()),
-        }
+        self.engine.thaw()
     }
 
-    /// Run `op` in a stop window: the frozen one, or a new one closed
-    /// before returning. The call thread is restored after `op` either way,
-    /// and `op`'s error wins over a restore error.
-    fn in_window<T>(
-        &mut self,
-        op: impl FnOnce(&mut StopWindow, &mut Self, &Limits) -> Result<T>,
-    ) -> Result<T> {
-        self.in_window_raw(op).map_err(|e| self.explain(e))
-    }
-
-    fn in_window_raw<T>(
-        &mut self,
-        op: impl FnOnce(&mut StopWindow, &mut Self, &Limits) -> Result<T>,
-    ) -> Result<T> {
-        let limits = self.limits();
-        if let Some(mut win) = self.frozen.take() {
-            let result = op(&mut win, self, &limits);
-            let restored = win.restore();
-            self.frozen = Some(win);
-            let value = result?;
-            restored?;
-            return Ok(value);
+    /// Let the target go: remove reach's memory from it and thaw it.
+    pub fn release(&mut self) -> Result<()> {
+        if self.check_alive().is_err() {
+            return self.engine.thaw().or(Ok(()));
         }
-        let mut win = self.open_window(&limits)?;
-        let result = op(&mut win, self, &limits);
-        let closed = win.close();
-        let value = result?;
-        closed?;
-        Ok(value)
+        let opts = self.options();
+        self.engine.release(&opts)
     }
 
     /// Address of `name` in the target.
@@ -196,83 +166,27 @@ impl Target {
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
-        // Resolve everything before stopping anything. Whether the pid is
-        // still the attached process is checked when the window opens (and
-        // explains a failed lookup).
+        // Resolve everything before stopping anything.
         let func = self.symbols.resolve(self.id.pid, name);
         let func = func.map_err(|e| self.explain(e.into()))?;
         let errno_fn = match self.settings.capture_errno {
-            true => self.symbols.resolve(self.id.pid, "__errno_location").ok(),
+            true => self
+                .symbols
+                .resolve(self.id.pid, "__errno_location")
+                .ok()
+                .map(|f| f.addr),
             false => None,
         };
-        self.call_resolved(name, &func, args, errno_fn)
-    }
-
-    fn call_resolved(
-        &mut self,
-        what: &str,
-        func: &Resolved,
-        args: &[Arg],
-        errno_fn: Option<Resolved>,
-    ) -> Result<i64> {
-        let needs_scratch = args
-            .iter()
-            .any(|a| matches!(a, Arg::Bytes(b) if b.len() > 32 * 1024));
-        let scratch = if needs_scratch {
-            Some(self.syscall_insn()?)
-        } else {
-            None
+        let call = Call {
+            what: name,
+            addr: func.addr,
+            ifunc: func.kind == Kind::Ifunc,
+            args,
+            errno_fn,
         };
-        let (value, errno) = self.in_window(|win, me, limits| {
-            let addr = match func.kind {
-                Kind::Ifunc => me.ifunc_target(win, what, func.addr, limits)?,
-                _ => func.addr,
-            };
-            let value = call::call_function(win, what, addr, args, limits, scratch)?;
-            let errno = match &errno_fn {
-                Some(f) => me.read_errno(win, f.addr, limits),
-                None => None,
-            };
-            Ok((value, errno))
-        })?;
-        self.last_errno = errno;
-        Ok(c_return_value(value))
-    }
-
-    /// IFUNC: the symbol is a resolver; call it (no arguments, as glibc's
-    /// x86-64 resolvers take none that matter) to learn the real function.
-    fn ifunc_target(
-        &mut self,
-        win: &mut StopWindow,
-        what: &str,
-        resolver: u64,
-        limits: &Limits,
-    ) -> Result<u64> {
-        if let Some(&addr) = self.ifuncs.get(&resolver) {
-            return Ok(addr);
-        }
-        let what = format!("the IFUNC resolver of {what}");
-        let addr = call::call_function(win, &what, resolver, &[], limits, None)?;
-        self.ifuncs.insert(resolver, addr);
-        Ok(addr)
-    }
-
-    /// The call thread's errno, through `__errno_location()` (its address
-    /// is per thread and never changes, so it is asked once).
-    fn read_errno(&mut self, win: &mut StopWindow, errno_fn: u64, limits: &Limits) -> Option<i32> {
-        let tid = win.call_tid;
-        let at = match self.errno_at.get(&tid) {
-            Some(&at) => at,
-            None => {
-                let at = call::call_function(win, "__errno_location", errno_fn, &[], limits, None)
-                    .ok()?;
-                self.errno_at.insert(tid, at);
-                at
-            }
-        };
-        let mut buf = [0u8; 4];
-        memory::read(self.id.pid, at, &mut buf).ok()?;
-        Some(i32::from_le_bytes(buf))
+        let returned = self.engine_op(|engine, opts| engine.call(&call, opts))?;
+        self.last_errno = returned.errno;
+        Ok(c_return_value(returned.value))
     }
 
     /// The errno left by the last `call`.
@@ -280,20 +194,9 @@ impl Target {
         self.last_errno
     }
 
-    fn syscall_insn(&mut self) -> Result<u64> {
-        if let Some(insn) = self.syscall_insn {
-            return Ok(insn);
-        }
-        let insn = call::find_syscall_insn(self.id.pid)?;
-        self.syscall_insn = Some(insn);
-        Ok(insn)
-    }
-
-    /// Make system call `nr` in the target; the kernel's return value.
+    /// Make system call `nr` in the target; the kernel's value.
     pub fn syscall(&mut self, what: &str, nr: u64, args: &[Arg]) -> Result<i64> {
-        self.check_alive()?;
-        let insn = self.syscall_insn()?;
-        self.in_window(|win, _, limits| call::raw_syscall(win, what, nr, args, insn, limits))
+        self.engine_op(|engine, opts| engine.syscall(what, nr, args, opts))
     }
 
     /// The target's memory mappings. Never stops the target.
@@ -365,8 +268,8 @@ fn c_return_value(rax: u64) -> i64 {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Err(e) = self.thaw() {
-            eprintln!("reach: warning: releasing pid {}: {e}", self.id.pid);
+        if let Err(e) = self.release() {
+            super::warn(&format!("releasing pid {}: {e}", self.id.pid));
         }
     }
 }

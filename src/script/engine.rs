@@ -117,7 +117,10 @@ pub fn runtime_message(e: &EvalAltResult, origin: Option<&str>) -> String {
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
         EvalAltResult::ErrorTerminated(sig, _) => {
             let sig = sig.as_int().unwrap_or(0) as i32;
-            format!("interrupted by {}", crate::process::call::signal_name(sig))
+            format!(
+                "interrupted by {}",
+                crate::process::engine::signal_name(sig)
+            )
         }
         other => {
             // Rhai's own messages end with " (line L, position C)"; reach

@@ -1,10 +1,11 @@
-//! Target memory: `process_vm_readv`/`process_vm_writev`, falling back to
-//! `/proc/PID/mem` (which, for a tracer, can also write read-only pages).
+//! Target memory: `process_vm_readv`/`process_vm_writev`, and
+//! `/proc/PID/mem`, which (for a tracer, with `FOLL_FORCE`) can also write
+//! pages the target itself may not write, such as reach's own code page.
 
 use nix::errno::Errno;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv, process_vm_writev};
 use nix::unistd::Pid;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::IoSliceMut;
 use std::os::unix::fs::FileExt;
 
@@ -25,32 +26,63 @@ pub fn read(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
 }
 
 fn read_proc_mem(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    let file = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(io_errno)?;
-    file.read_exact_at(buf, addr)
-        .map_err(|e| match e.raw_os_error() {
-            Some(code) => Errno::from_raw(code),
-            None => Errno::EFAULT,
-        })
+    let file = File::open(format!("/proc/{pid}/mem")).map_err(io_errno)?;
+    file.read_exact_at(buf, addr).map_err(io_errno)
 }
 
 /// Write all of `data` at `addr` in process `pid`.
 pub fn write(pid: i32, addr: u64, data: &[u8]) -> Result<(), Errno> {
-    if data.is_empty() {
+    write_all(pid, &[(addr, data)])
+}
+
+/// Write each `(addr, bytes)` piece, with one `process_vm_writev` when
+/// every piece is writable by the target (else through `/proc/PID/mem`).
+pub fn write_all(pid: i32, pieces: &[(u64, &[u8])]) -> Result<(), Errno> {
+    let pieces: Vec<&(u64, &[u8])> = pieces.iter().filter(|(_, d)| !d.is_empty()).collect();
+    if pieces.is_empty() {
         return Ok(());
     }
-    let remote = [RemoteIoVec {
-        base: addr as usize,
-        len: data.len(),
-    }];
-    match process_vm_writev(Pid::from_raw(pid), &[std::io::IoSlice::new(data)], &remote) {
-        Ok(n) if n == data.len() => Ok(()),
+    let local: Vec<std::io::IoSlice> = pieces
+        .iter()
+        .map(|(_, d)| std::io::IoSlice::new(d))
+        .collect();
+    let remote: Vec<RemoteIoVec> = pieces
+        .iter()
+        .map(|(a, d)| RemoteIoVec {
+            base: *a as usize,
+            len: d.len(),
+        })
+        .collect();
+    let total: usize = pieces.iter().map(|(_, d)| d.len()).sum();
+    match process_vm_writev(Pid::from_raw(pid), &local, &remote) {
+        Ok(n) if n == total => Ok(()),
         Ok(_) | Err(_) => {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(format!("/proc/{pid}/mem"))
-                .map_err(io_errno)?;
-            file.write_all_at(data, addr).map_err(io_errno)
+            let mem = ProcMem::open(pid)?;
+            for (addr, data) in pieces {
+                mem.write(*addr, data)?;
+            }
+            Ok(())
         }
+    }
+}
+
+/// `/proc/PID/mem` held open for writing.
+pub struct ProcMem(File);
+
+impl ProcMem {
+    pub fn open(pid: i32) -> Result<ProcMem, Errno> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+            .map(ProcMem)
+            .map_err(io_errno)
+    }
+
+    /// Write `data` at `addr`, even into pages the target cannot write
+    /// (the kernel breaks copy-on-write for a ptracer: `FOLL_FORCE`).
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.0.write_all_at(data, addr).map_err(io_errno)
     }
 }
 

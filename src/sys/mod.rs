@@ -1,7 +1,8 @@
 //! The only place that talks to the kernel's debugging interfaces.
 //!
 //! Owns: ptrace requests and raw wait statuses (`ptrace.rs`), x86-64
-//! register sets (`regs_x86_64.rs`), target memory (`memory.rs`),
+//! registers, signal frames and the code reach runs in a target
+//! (`x86_64/`), target memory (`memory.rs`),
 //! read-only file mappings (`filemap.rs`), one-mapping queries of
 //! `/proc/PID/maps` (`procmap.rs`), pidfds (`pidfd.rs`), `/proc`
 //! directories held open (`procdir.rs`), sockets seen from outside
@@ -10,6 +11,8 @@
 //! All `unsafe` lives here. Must never know about Rhai, never print, and
 //! never decide policy: callers above decide what a stop means.
 
+#![allow(unsafe_code)]
+
 pub mod filemap;
 pub mod interrupt;
 pub mod memory;
@@ -17,6 +20,6 @@ pub mod pidfd;
 pub mod procdir;
 pub mod procmap;
 pub mod ptrace;
-pub mod regs_x86_64;
 pub mod sock_diag;
 pub mod socket;
+pub mod x86_64;

@@ -20,6 +20,7 @@ mod fds_cli;
 mod fds_process;
 mod fds_sources;
 mod fds_walk;
+mod hostile;
 mod incidents;
 mod library_upgrade;
 mod playbooks;
