@@ -2,9 +2,15 @@
 //!
 //! 1. end to end: `reach -p PID -e 'call("getpid", [])'` against
 //!    `gdb -p PID --batch -ex 'call (int)getpid()'`;
-//! 2. the stop window as the target feels it: a thread of the target reads
-//!    the clock in a tight loop and records its longest gap, around one
-//!    call, for targets with 1, 4, 8, 64 and 500 threads.
+//! 2. the gap a spinning thread that is *not* the call thread feels: it
+//!    reads the clock in a tight loop and records its longest gap, around
+//!    one `reach -e` (or gdb) call, in targets with 4 to 4,000 threads
+//!    (the others sleep in pause(); the main thread, blocked in read(), is
+//!    the one reach runs on);
+//! 3. the call thread's own pause: how long reach holds it, per window
+//!    (`REACH_TIMING`): the first operation of a session (which also makes
+//!    reach's mapping), a later call, and the release at exit (which
+//!    removes the mapping).
 //!
 //! Run: `cargo bench --bench call` (as root). gdb columns are skipped with a
 //! note when gdb is not installed. Medians of repeated runs.
@@ -53,7 +59,7 @@ impl Gap {
         line.trim().to_string()
     }
 
-    /// The longest gap (µs) the target saw while `f` ran.
+    /// The longest gap (µs) the spinning thread saw while `f` ran.
     fn gap_around(&mut self, f: impl FnOnce()) -> u64 {
         self.ask("reset");
         f();
@@ -69,7 +75,7 @@ impl Drop for Gap {
 }
 
 fn build_fixture() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     let exe = dir.join("gap");
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/gap.c");
@@ -83,17 +89,38 @@ fn build_fixture() -> PathBuf {
     exe
 }
 
-fn reach_call(pid: u32) {
-    let out = Command::new(REACH)
-        .args(["-p", &pid.to_string(), "-e", "call(\"getpid\", [])"])
-        .output()
-        .unwrap();
+/// `reach -p PID -e EXPR...`; its stderr (where `REACH_TIMING` reports).
+fn reach(pid: u32, exprs: &[&str], timing: bool) -> String {
+    let mut cmd = Command::new(REACH);
+    cmd.args(["-p", &pid.to_string()]);
+    for e in exprs {
+        cmd.args(["-e", e]);
+    }
+    if timing {
+        cmd.env("REACH_TIMING", "1");
+    }
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn reach_call(pid: u32) {
+    reach(pid, &["call(\"getpid\", [])"], false);
+}
+
+/// The windows of one session making three calls: µs each one held its
+/// thread (the first makes the mapping, the last removes it).
+fn reach_windows(pid: u32) -> Vec<u64> {
+    let call = "call(\"getpid\", [])";
+    reach(pid, &[call, call, call], true)
+        .lines()
+        .filter_map(|l| l.strip_suffix(" us")?.rsplit(' ').next()?.parse().ok())
+        .collect()
 }
 
 fn gdb_call(pid: u32) {
@@ -141,28 +168,32 @@ fn main() {
         })
         .unwrap_or_default();
     println!(
-        "machine: {} cores, {cpu}; kernel {}",
+        "machine: {} cores, {cpu}; kernel {}; load average {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
-            .trim()
+            .trim(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     // 1. End to end.
     let mut target = Gap::spawn(&exe, 4);
     let pid = target.pid();
     reach_call(pid); // warm the page cache
-    let reach_runs: Vec<Duration> = (0..30).map(|_| timed(|| reach_call(pid))).collect();
-    let reach_e2e = median(reach_runs);
+    let reach_e2e = median((0..30).map(|_| timed(|| reach_call(pid))).collect());
     println!("\n## End to end: call getpid() in a 4-thread target (median)\n");
     println!("| tool | time | ratio |\n| --- | --- | --- |");
     println!("| reach | {:.2} ms | 1× |", reach_e2e.as_secs_f64() * 1e3);
     if gdb {
         gdb_call(pid);
-        let gdb_runs: Vec<Duration> = (0..5).map(|_| timed(|| gdb_call(pid))).collect();
-        let gdb_e2e = median(gdb_runs);
+        let gdb_e2e = median((0..5).map(|_| timed(|| gdb_call(pid))).collect());
         println!(
             "| gdb --batch | {:.2} ms | {:.0}× slower |",
             gdb_e2e.as_secs_f64() * 1e3,
@@ -174,16 +205,19 @@ fn main() {
     let _ = target.gap_around(|| {});
     drop(target);
 
-    // 2. Stop window as the target feels it.
-    println!("\n## Stop window: longest gap seen by a thread of the target (median of runs, µs)\n");
-    println!("| threads | idle (noise) | reach call | gdb call |\n| --- | --- | --- | --- |");
-    for threads in [1usize, 4, 8, 64, 500] {
+    // 2. What a thread reach does not run on feels.
+    println!(
+        "\n## Longest gap felt by a spinning thread that is not the call thread, \
+         around one `reach -e` call (median of runs, µs)\n"
+    );
+    println!("| threads | idle (noise) | reach | gdb |\n| --- | --- | --- | --- |");
+    for threads in [4usize, 64, 500, 4000] {
         let mut target = Gap::spawn(&exe, threads);
         let pid = target.pid();
         reach_call(pid);
         let idle = median(
             (0..10)
-                .map(|_| target.gap_around(|| std::thread::sleep(Duration::from_millis(10))))
+                .map(|_| target.gap_around(|| std::thread::sleep(Duration::from_millis(5))))
                 .collect(),
         );
         let with_reach = median(
@@ -191,14 +225,35 @@ fn main() {
                 .map(|_| target.gap_around(|| reach_call(pid)))
                 .collect(),
         );
-        let with_gdb = if gdb {
+        let with_gdb = if !gdb {
+            "not installed".to_string()
+        } else if threads > 500 {
+            "(not run: minutes)".to_string()
+        } else {
             let runs: Vec<u64> = (0..3)
                 .map(|_| target.gap_around(|| gdb_call(pid)))
                 .collect();
             format!("{}", median(runs))
-        } else {
-            "gdb not installed".into()
         };
         println!("| {threads} | {idle} | {with_reach} | {with_gdb} |");
+    }
+
+    // 3. The call thread's own pause.
+    println!(
+        "\n## The call thread's own pause: how long reach holds it per window \
+         (median of 15 sessions, µs)\n"
+    );
+    println!(
+        "| threads | first call (+ making the mapping) | a later call | release (removing it) |\n\
+         | --- | --- | --- | --- |"
+    );
+    for threads in [1usize, 500] {
+        let target = Gap::spawn(&exe, threads);
+        let pid = target.pid();
+        reach_call(pid);
+        let sessions: Vec<Vec<u64>> = (0..15).map(|_| reach_windows(pid)).collect();
+        let col = |i: usize| median(sessions.iter().map(|w| w[i]).collect());
+        println!("| {threads} | {} | {} | {} |", col(0), col(2), col(3));
+        drop(target);
     }
 }

@@ -6,7 +6,7 @@
 mod repl;
 
 use clap::Parser;
-use reach::process::{Settings, procinfo};
+use reach::process::{Choice, Settings, procinfo};
 use reach::script::engine::{self, ScriptError};
 use reach::script::{Session, output, playbooks};
 use reach::sys::interrupt;
@@ -31,6 +31,9 @@ struct Cli {
     /// Limit for one injected call, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+    /// Run calls and system calls on this thread (default: one reach picks).
+    #[arg(long, value_name = "TID")]
+    thread: Option<i32>,
     /// Resolve and check everything, change nothing, print what would be done.
     #[arg(long)]
     dry_run: bool,
@@ -53,7 +56,16 @@ fn main() -> ExitCode {
         }
     };
     interrupt::install();
-    match run(cli) {
+    let result = run(cli);
+    if std::env::var_os("REACH_TIMING").is_some() {
+        for (tid, threads, held) in reach::process::engine::timing::windows() {
+            report_line(&format!(
+                "reach: timing: held thread {tid} ({threads} held) for {} us",
+                held.as_micros()
+            ));
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(ScriptError::Syntax(msg)) => {
             report(&msg);
@@ -69,6 +81,12 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// One line on stderr; nothing (and no panic) if stderr is closed.
+fn report_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// `reach: error: …` on the first line; a hint, if any, on the next.
@@ -106,7 +124,16 @@ fn load_script(script: &str) -> Result<(String, String), ScriptError> {
 
 fn is_reach_option(arg: &str) -> bool {
     let name = arg.split('=').next().unwrap_or(arg);
-    ["--dry-run", "--json", "--timeout", "--pid", "-p", "--list"].contains(&name)
+    [
+        "--dry-run",
+        "--json",
+        "--timeout",
+        "--thread",
+        "--pid",
+        "-p",
+        "--list",
+    ]
+    .contains(&name)
 }
 
 /// Select the `-p` target (a pid or a unique name), once the rest of the
@@ -136,6 +163,11 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
     }
     let settings = Settings {
         timeout: Duration::from_secs_f64(cli.timeout),
+        thread: match cli.thread {
+            Some(tid) if tid > 0 => Choice::Thread(tid),
+            Some(tid) => return Err(usage(format!("--thread must be a thread id, not {tid}"))),
+            None => Choice::Auto,
+        },
         ..Settings::default()
     };
     let shared = Session::new(settings, cli.dry_run);
@@ -176,6 +208,9 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
     let engine = engine::new_engine(&shared);
     let mut scope = engine::new_scope(&shared, &args);
     let value = engine::run(&engine, &mut scope, &source, origin.as_deref());
+    // reach exits next: tearing down Rhai's function tables would only
+    // cost time.
+    std::mem::forget(engine);
     // Release whatever is still frozen before printing anything.
     drop(scope);
     let released = shared

@@ -295,7 +295,7 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
 /// one failed lookup. `None`: list the directory.
 fn numbers_to_try(pid: i32, fd_dir: &ProcDir) -> Option<Vec<i32>> {
     let open = fd_dir.size().ok().filter(|&n| n > 0)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = procinfo::read_proc(&format!("/proc/{pid}/status")).ok()?;
     let table: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("FDSize:"))?

@@ -38,7 +38,7 @@ impl Mapping {
 
 /// The raw text of `/proc/PID/maps`.
 pub fn read_text(pid: i32) -> std::io::Result<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+    super::procinfo::read_proc(&format!("/proc/{pid}/maps"))
 }
 
 /// Every mapping in `text`; lines that do not parse are skipped.

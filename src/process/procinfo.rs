@@ -70,20 +70,40 @@ fn is_32_bit(pid: i32) -> bool {
         .is_ok_and(|()| header[..4] == *b"\x7fELF" && header[4] == 1)
 }
 
-/// The start time of `pid`, if it exists.
+/// The start time of `pid`, if it exists (field 22 of its `stat`).
 pub fn start_time(pid: i32) -> Option<u64> {
-    Process::new(pid).ok()?.stat().ok().map(|s| s.starttime)
+    task_stat(pid, pid)?.get(19)?.parse().ok()
+}
+
+/// A whole `/proc` file. `/proc` files report size 0, so a plain
+/// `read_to_string` starts with a 32-byte read and doubles: a dozen
+/// system calls for a `status` file. Reads of 16 KiB get most of them in
+/// one (a short read is not the end: seq_file never splits a line).
+pub fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    const CHUNK: usize = 16 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(CHUNK);
+    loop {
+        let at = buf.len();
+        buf.resize(at + CHUNK, 0);
+        let n = file.read(&mut buf[at..])?;
+        buf.truncate(at + n);
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 pub fn comm(pid: i32) -> Option<String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let s = read_proc(&format!("/proc/{pid}/comm")).ok()?;
     Some(s.trim_end().to_string())
 }
 
 /// The `Key: value` lines of `/proc/PID/status`, in order (see proc(5)).
 pub fn status_fields(pid: i32) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|_| Error::TargetExited(pid))?;
+    let text = read_proc(&format!("/proc/{pid}/status")).map_err(|_| Error::TargetExited(pid))?;
     Ok(text
         .lines()
         .filter_map(|l| l.split_once(':'))
@@ -110,7 +130,7 @@ pub fn tasks(pid: i32) -> Result<Vec<i32>> {
 /// may contain anything, so the split is after its last ')'): the state
 /// letter first, then field 4 onwards.
 fn task_stat(pid: i32, tid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let stat = read_proc(&format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     Some(rest.split_whitespace().map(str::to_string).collect())
 }
@@ -127,7 +147,7 @@ pub fn is_gone(pid: i32, tid: i32) -> bool {
 
 /// One `Key:` line of a `status` file, parsed as `T`.
 fn status_value<T: std::str::FromStr>(path: &str, key: &str) -> Option<T> {
-    std::fs::read_to_string(path)
+    read_proc(path)
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
@@ -176,7 +196,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// Whether reach itself holds CAP_SYS_ADMIN (in `CapEff`).
 pub fn has_cap_sys_admin() -> bool {
     let me = std::process::id();
-    std::fs::read_to_string(format!("/proc/{me}/status"))
+    read_proc(&format!("/proc/{me}/status"))
         .ok()
         .and_then(|s| {
             let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
@@ -187,7 +207,7 @@ pub fn has_cap_sys_admin() -> bool {
 
 /// The kernel function thread `tid` of `pid` waits in (`wchan`), or "?".
 pub fn task_wchan(pid: i32, tid: i32) -> String {
-    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan")) {
+    match read_proc(&format!("/proc/{pid}/task/{tid}/wchan")) {
         Ok(w) if !w.trim().is_empty() && w.trim() != "0" => w.trim().to_string(),
         _ => "?".into(),
     }
@@ -201,7 +221,7 @@ pub fn task_tracer(pid: i32, tid: i32) -> i32 {
 /// Whether thread `tid` has a signal pending that it does not block: such
 /// a signal, not reach, is what interrupted its system call.
 pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+    let Ok(status) = read_proc(&format!("/proc/{pid}/task/{tid}/status")) else {
         return false;
     };
     let m = Masks::parse(&status);

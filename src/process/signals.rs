@@ -59,7 +59,7 @@ impl Masks {
 /// Signals 1 to 64 of `pid`.
 pub fn list(pid: i32) -> Result<Vec<Signal>> {
     let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| match e.kind() {
+        procinfo::read_proc(&format!("/proc/{pid}/status")).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
             _ => Error::Proc {
                 pid,
@@ -70,7 +70,7 @@ pub fn list(pid: i32) -> Result<Vec<Signal>> {
     let mut per_thread = Vec::new();
     for tid in procinfo::tasks(pid)? {
         // A thread that exits meanwhile blocks nothing.
-        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
+        if let Ok(s) = procinfo::read_proc(&format!("/proc/{pid}/task/{tid}/status")) {
             per_thread.push((tid, Masks::parse(&s)));
         }
     }

@@ -160,7 +160,7 @@ fn takes_fd_first(nr: i64) -> bool {
 
 /// What one thread is doing in the kernel right now.
 pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
-    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) {
+    match procinfo::read_proc(&format!("/proc/{pid}/task/{tid}/syscall")) {
         Ok(text) => Syscall::parse(&text),
         Err(_) => Syscall::Unknown,
     }

@@ -46,6 +46,13 @@ pub const BUILTINS: &[Builtin] = &[
         register: reg_call,
     },
     Builtin {
+        name: "use_thread",
+        signature: "use_thread(tid)  |  t.use_thread(tid)",
+        summary: "run later calls and system calls on thread tid (0: let reach pick a sleeping one, the main thread first)",
+        example: "use_thread(threads()[1].tid); call(\"getpid\", [])",
+        register: reg_use_thread,
+    },
+    Builtin {
         name: "errno",
         signature: "errno() -> int  |  t.errno()",
         summary: "the calling thread's errno right after the last call()",
@@ -398,6 +405,21 @@ fn reg_call(engine: &mut Engine, shared: &Shared) {
          b: Dynamic|
          -> RhaiResult<Dynamic> { f.call_within_context(&ctx, (a, b)) },
     );
+}
+
+fn reg_use_thread(engine: &mut Engine, shared: &Shared) {
+    both!(engine, shared, "use_thread", |t, _s, tid: i64| {
+        t.settings.thread = match i32::try_from(tid) {
+            Ok(0) => process::Choice::Auto,
+            Ok(tid) if tid > 0 => process::Choice::Thread(tid),
+            _ => {
+                return Err(usage(format!(
+                    "use_thread takes a thread id, or 0; not {tid}"
+                )));
+            }
+        };
+        RhaiResult::Ok(())
+    });
 }
 
 fn reg_errno(engine: &mut Engine, shared: &Shared) {

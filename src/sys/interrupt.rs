@@ -65,19 +65,26 @@ pub fn raise_interrupt() {
 }
 
 /// A periodic SIGALRM while it lives, so blocking waits wake up to check
-/// deadlines and [`pending`].
+/// deadlines and [`pending`]. Tickers nest: only the outermost one sets
+/// and clears the timer (two system calls saved per inner wait).
 pub struct Ticker(());
+
+static TICKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Ticker {
     pub fn start(period_ms: i64) -> Ticker {
-        set_timer(TimeVal::new(0, period_ms * 1000));
+        if TICKERS.fetch_add(1, Ordering::SeqCst) == 0 {
+            set_timer(TimeVal::new(0, period_ms * 1000));
+        }
         Ticker(())
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        set_timer(TimeVal::new(0, 0));
+        if TICKERS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            set_timer(TimeVal::new(0, 0));
+        }
     }
 }
 

@@ -89,3 +89,38 @@ impl ProcMem {
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
+
+/// Whether this kernel can name anonymous mappings
+/// (`PR_SET_VMA_ANON_NAME`, CONFIG_ANON_VMA_NAME): tried once on a page of
+/// reach's own.
+pub fn anon_names_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        const PR_SET_VMA: libc::c_int = 0x53564d41;
+        const PR_SET_VMA_ANON_NAME: libc::c_ulong = 0;
+        // SAFETY: a fresh private page, named, then unmapped; nothing else
+        // refers to it.
+        unsafe {
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if page == libc::MAP_FAILED {
+                return false;
+            }
+            let ok = libc::prctl(
+                PR_SET_VMA,
+                PR_SET_VMA_ANON_NAME,
+                page as libc::c_ulong,
+                4096 as libc::c_ulong,
+                c"reach".as_ptr(),
+            ) == 0;
+            libc::munmap(page, 4096);
+            ok
+        }
+    })
+}

@@ -44,6 +44,23 @@ pub fn is_alive(pidfd: &OwnedFd) -> bool {
     n == 0
 }
 
+/// Whether the process behind `pidfd` has not been reaped yet (so its pid
+/// is still its own): one system call, for use while one of its threads
+/// is held stopped (then it is no zombie either).
+pub fn exists(pidfd: &OwnedFd) -> bool {
+    // SAFETY: integers and a null siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    ret == 0
+}
+
 /// Duplicate descriptor `fd` of the process behind `pidfd` into reach.
 pub fn get_fd(pidfd: &OwnedFd, fd: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: integers only; returns a new fd or -1.

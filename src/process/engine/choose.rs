@@ -9,6 +9,11 @@
 //! return to user space. In a stopped process (`T`, every thread in
 //! group-stop) the main thread. The main thread is looked at alone first,
 //! so a process with thousands of threads costs one `/proc` read.
+//!
+//! Before all of these comes the thread the previous operation ran on, if
+//! it is sleeping or running: right after reach let it go it is briefly
+//! running on its way back into its system call, and operations made back
+//! to back would otherwise wake a different, idle thread each time.
 
 use crate::process::{Result, procinfo};
 use crate::sys::ptrace::Tid;
@@ -23,8 +28,9 @@ pub enum Choice {
     Thread(Tid),
 }
 
-/// The threads to try, best first.
-pub fn candidates(pid: i32, choice: Choice) -> Result<Candidates> {
+/// The threads to try, best first; `last` is the thread the previous
+/// operation ran on.
+pub fn candidates(pid: i32, choice: Choice, last: Option<Tid>) -> Result<Candidates> {
     let pending = match choice {
         Choice::Thread(tid) => {
             if procinfo::tgid(tid) != Some(pid) {
@@ -32,10 +38,15 @@ pub fn candidates(pid: i32, choice: Choice) -> Result<Candidates> {
             }
             vec![tid]
         }
-        Choice::Auto => match procinfo::task_state(pid, pid) {
-            Some('S') => vec![pid],
-            _ => Vec::new(),
-        },
+        Choice::Auto => {
+            let last =
+                last.filter(|&tid| matches!(procinfo::task_state(pid, tid), Some('S' | 'R')));
+            match (last, procinfo::task_state(pid, pid)) {
+                (Some(tid), _) => vec![tid],
+                (None, Some('S')) => vec![pid],
+                _ => Vec::new(),
+            }
+        }
     };
     Ok(Candidates {
         pid,

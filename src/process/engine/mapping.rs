@@ -32,6 +32,7 @@ use crate::sys::memory::{self, ProcMem};
 use crate::sys::procmap;
 use crate::sys::x86_64::{code, frame};
 use std::fs::File;
+use std::rc::Rc;
 
 const PAGE: u64 = 4096;
 const CONTROL: u64 = 5 * PAGE;
@@ -54,10 +55,12 @@ pub struct Placed {
     extra: Option<(u64, u64)>,
 }
 
-/// Where reach's mapping is in one target.
-#[derive(Debug, Clone)]
+/// Where reach's mapping is in one target, and the target's memory held
+/// open to write its read-only pages.
+#[derive(Clone)]
 pub struct Mapping {
     base: u64,
+    mem: Rc<ProcMem>,
 }
 
 impl Mapping {
@@ -87,6 +90,11 @@ impl Mapping {
     pub fn create(win: &mut Window, insn: u64, limits: &Limits) -> Result<Mapping> {
         let pid = win.pid;
         let fail = |why: String| -> Error { EngineError::Mapping { pid, why }.into() };
+        // Opened before anything is injected: without it nothing can go on.
+        let mem = Rc::new(
+            ProcMem::open(pid)
+                .map_err(|errno| fail(format!("cannot open /proc/{pid}/mem ({errno})")))?,
+        );
         win.arm()?;
         let base = run::bare_syscall(
             win,
@@ -108,7 +116,10 @@ impl Mapping {
                 nix::errno::Errno::from_raw(-base as i32)
             )));
         }
-        let map = Mapping { base: base as u64 };
+        let map = Mapping {
+            base: base as u64,
+            mem,
+        };
         if let Err(e) = map.fill(win, limits) {
             let _ = map.remove_with(win, insn, limits);
             return Err(e);
@@ -121,15 +132,11 @@ impl Mapping {
     /// here on leaves the thread able to restore itself).
     fn fill(&self, win: &mut Window, limits: &Limits) -> Result<()> {
         let pid = win.pid;
-        let mem = ProcMem::open(pid).map_err(|errno| Error::Write {
-            pid,
-            addr: self.base,
-            len: code::LEN,
-            errno,
-        })?;
-        let code = code::stubs(self.base, self.frame(), self.base + OWNER_AT);
-        mem.write(self.base, &code)
-            .and_then(|()| mem.write(self.base + NAME_AT, b"reach\0"))
+        let mut code = code::stubs(self.base, self.frame(), self.base + OWNER_AT);
+        code.resize(NAME_AT as usize, 0);
+        code.extend_from_slice(b"reach\0");
+        self.mem
+            .write(self.base, &code)
             .map_err(|errno| EngineError::Mapping {
                 pid,
                 why: format!(
@@ -160,7 +167,9 @@ impl Mapping {
             }
             .into());
         }
-        // Without CONFIG_ANON_VMA_NAME this fails with EINVAL: no name.
+        if !memory::anon_names_supported() {
+            return Ok(());
+        }
         run::stub_syscall(
             win,
             self,
@@ -201,22 +210,18 @@ impl Mapping {
             }
             .into());
         }
-        let mem = ProcMem::open(pid).map_err(|errno| Error::Write {
-            pid,
-            addr: self.frame(),
-            len: frame.bytes.len(),
-            errno,
-        })?;
-        let write = |addr: u64, data: &[u8]| {
-            mem.write(addr, data).map_err(|errno| Error::Write {
+        // The owner's tid and the frame, in one write.
+        let mut bytes = vec![0u8; (FRAME_AT - OWNER_AT) as usize];
+        bytes[..4].copy_from_slice(&(tid as u32).to_le_bytes());
+        bytes.extend_from_slice(&frame.bytes);
+        self.mem
+            .write(self.base + OWNER_AT, &bytes)
+            .map_err(|errno| Error::Write {
                 pid,
-                addr,
-                len: data.len(),
+                addr: self.base + OWNER_AT,
+                len: bytes.len(),
                 errno,
-            })
-        };
-        write(self.frame(), &frame.bytes)?;
-        write(self.base + OWNER_AT, &(tid as u32).to_le_bytes())?;
+            })?;
         win.frame_in = Some(self.base);
         Ok(())
     }
@@ -336,11 +341,31 @@ impl Mapping {
     }
 }
 
-/// The bytes `0f 05` (`syscall`) in an executable mapping of `pid`, the
-/// vDSO first (always there, and small). Any occurrence will do, aligned
-/// or not: the CPU decodes from wherever rip points. Nothing is written.
+/// The bytes `0f 05` (`syscall`) in an executable mapping of `pid`: the
+/// vDSO first (always there, small, and found without reading the maps:
+/// `AT_SYSINFO_EHDR` in `/proc/PID/auxv`), else any. Any occurrence will
+/// do, aligned or not: the CPU decodes from wherever rip points. Nothing is
+/// written.
 pub fn find_syscall_insn(pid: i32) -> Result<u64> {
-    for (start, end, _) in crate::process::symbols::executable_mappings(pid)? {
+    if let Some(vdso) = vdso_address(pid) {
+        // The vDSO is two pages of code on x86-64 (8 KiB); look at 16.
+        let mut buf = vec![0u8; 4 * 4096];
+        for len in [buf.len(), 2 * 4096] {
+            if memory::read(pid, vdso, &mut buf[..len]).is_ok() {
+                if let Some(i) = buf[..len].windows(2).position(|w| w == [0x0f, 0x05]) {
+                    return Ok(vdso + i as u64);
+                }
+                break;
+            }
+        }
+    }
+    let code = crate::process::symbols::executable_mappings(pid)?;
+    if code.is_empty() {
+        // No memory at all: the process is exiting (a zombie's maps are
+        // empty).
+        return Err(Error::TargetExited(pid));
+    }
+    for (start, end, _) in code {
         let mut addr = start;
         while addr < end {
             let len = ((end - addr) as usize).min(1 << 20);
@@ -359,4 +384,20 @@ pub fn find_syscall_insn(pid: i32) -> Result<u64> {
         }
     }
     Err(EngineError::NoSyscallInstruction(pid).into())
+}
+
+/// Where the kernel mapped `pid`'s vDSO (`AT_SYSINFO_EHDR`, 33, in its
+/// auxiliary vector).
+fn vdso_address(pid: i32) -> Option<u64> {
+    let mut auxv = [0u8; 1024];
+    let n = std::io::Read::read(
+        &mut std::fs::File::open(format!("/proc/{pid}/auxv")).ok()?,
+        &mut auxv,
+    )
+    .ok()?;
+    auxv[..n].chunks_exact(16).find_map(|pair| {
+        let key = u64::from_le_bytes(pair[..8].try_into().unwrap());
+        let value = u64::from_le_bytes(pair[8..].try_into().unwrap());
+        (key == libc::AT_SYSINFO_EHDR).then_some(value)
+    })
 }

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use window::Window;
 
 pub use choose::Choice;
+pub use window::timing;
 
 /// An argument to an injected call.
 #[derive(Debug, Clone)]
@@ -198,6 +199,9 @@ pub struct Engine {
     errno_at: HashMap<Tid, u64>,
     ifuncs: HashMap<u64, u64>,
     frozen: Option<Window>,
+    /// The thread the last operation ran on: the first candidate for the
+    /// next one.
+    last_thread: Option<Tid>,
 }
 
 impl Engine {
@@ -210,6 +214,7 @@ impl Engine {
             errno_at: HashMap::new(),
             ifuncs: HashMap::new(),
             frozen: None,
+            last_thread: None,
         }
     }
 
@@ -259,8 +264,14 @@ impl Engine {
         limits: Limits,
         op: impl FnOnce(&mut Self, &mut Window, &Limits) -> Result<T>,
     ) -> Result<T> {
+        // One ticker for the whole operation (waits inside re-use it).
+        let _ticker = crate::sys::interrupt::Ticker::start(20);
         window::tend_lingering();
         self.check_mapping();
+        // Where the mapping will come from, found before anything stops.
+        if self.mapping.is_none() && self.borrowed_syscall.is_none() {
+            self.borrowed_syscall = Some(mapping::find_syscall_insn(self.pid)?);
+        }
         if let Some(mut win) = self.frozen.take() {
             let result = win
                 .select(opts.thread)
@@ -274,10 +285,16 @@ impl Engine {
             restored?;
             return Ok(value);
         }
-        let mut win = Window::open_one(self.pid, opts.thread, &limits)?;
+        let mut win = Window::open_one(self.pid, opts.thread, self.last_thread, &limits)?;
+        // Only a thread reach picked itself is the one to try first next
+        // time; a thread the operator named is theirs.
+        self.last_thread = match opts.thread {
+            Choice::Auto => Some(win.call_tid()),
+            Choice::Thread(_) => self.last_thread,
+        };
         // The pid may have been reused between the caller's check and the
         // stop: then the thread held is another process's, let go untouched.
-        if !self.same_process() {
+        if !self.pidfd.as_ref().is_none_or(pidfd::exists) {
             drop(win);
             return Err(Error::PidReused(self.pid));
         }
@@ -384,11 +401,7 @@ impl Engine {
         }
         let insn = match self.borrowed_syscall {
             Some(insn) => insn,
-            None => {
-                let insn = mapping::find_syscall_insn(self.pid)?;
-                self.borrowed_syscall = Some(insn);
-                insn
-            }
+            None => mapping::find_syscall_insn(self.pid)?,
         };
         let m = Mapping::create(win, insn, limits)?;
         self.mapping = Some(m.clone());

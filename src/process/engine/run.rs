@@ -14,7 +14,10 @@
 //! The thread runs with every asynchronous signal blocked (they stay
 //! pending and are delivered once, after the restore) and is resumed with
 //! `PTRACE_SYSCALL`, so reach sees the restorer's `gettid` at its syscall
-//! entry: that is completion. A fault in the callee (a signal the kernel
+//! entry: that is completion. What the callee does to its own signal mask
+//! (`rt_sigprocmask`) is carried out on a copy of the thread's own mask —
+//! the callee sees that mask, and it is what the thread gets back — while
+//! the real one keeps signals blocked until the restore. A fault in the callee (a signal the kernel
 //! raised, `si_code > 0`), a timeout or Ctrl-C abandons the call; a
 //! synchronous signal some process *sent* meanwhile is kept and sent again
 //! after the restore, never taken for a crash.
@@ -163,10 +166,13 @@ fn prepare(win: &mut Window, map: &Mapping) -> Result<()> {
 fn run(win: &mut Window, map: &Mapping, regs: Regs, what: &str, limits: &Limits) -> Result<u64> {
     let tid = win.call_tid();
     let saved_mask = win.saved()?.sigmask;
+    let mut own_mask = win.own_mask.unwrap_or(saved_mask);
     ptrace::set_regs(tid, &regs).map_err(Error::from)?;
     ptrace::set_sigmask(tid, call_mask(saved_mask)).map_err(Error::from)?;
     ptrace::cont_syscall(tid, 0).map_err(Error::from)?;
     let _ticker = interrupt::Ticker::start(20);
+    // A skipped rt_sigprocmask whose exit stop is next.
+    let mut emulated = false;
     let value = loop {
         let stop = match ptrace::wait(tid) {
             Ok(stop) => stop,
@@ -188,9 +194,23 @@ fn run(win: &mut Window, map: &Mapping, regs: Regs, what: &str, limits: &Limits)
         };
         match stop {
             Stop::Syscall => {
-                let now = ptrace::get_regs(tid).map_err(Error::from)?;
+                let mut now = ptrace::get_regs(tid).map_err(Error::from)?;
                 if now.rip == map.stop_rip() && now.orig_rax == libc::SYS_gettid as u64 {
                     break now.rdi;
+                }
+                if emulated {
+                    // Its exit: the call succeeded.
+                    emulated = false;
+                    now.rax = 0;
+                    ptrace::set_regs(tid, &now).map_err(Error::from)?;
+                } else if now.orig_rax == libc::SYS_rt_sigprocmask as u64
+                    && now.rax == ENOSYS_RET
+                    && let Some(mask) = sigprocmask_on_copy(win.pid, &now, own_mask)
+                {
+                    own_mask = mask;
+                    emulated = true;
+                    now.orig_rax = u64::MAX; // skip the real one
+                    ptrace::set_regs(tid, &now).map_err(Error::from)?;
                 }
                 ptrace::cont_syscall(tid, 0).map_err(Error::from)?;
             }
@@ -212,9 +232,40 @@ fn run(win: &mut Window, map: &Mapping, regs: Regs, what: &str, limits: &Limits)
             }
         }
     };
-    win.callee_mask = Some(ptrace::get_sigmask(tid).map_err(Error::from)?);
+    win.own_mask = Some(own_mask);
     to_interrupt_stop(win, tid, what)?;
     Ok(value)
+}
+
+/// rax at a syscall-entry stop.
+const ENOSYS_RET: u64 = (-libc::ENOSYS) as i64 as u64;
+
+/// Carry out the `rt_sigprocmask(how, set, oldset, size)` the call thread
+/// is entering (`regs`) on `mask`, the thread's own mask: write `mask` to
+/// `oldset`, return the new mask. `None` when the kernel must answer
+/// instead (a bad argument: it will say EINVAL or EFAULT).
+fn sigprocmask_on_copy(pid: i32, regs: &Regs, mask: u64) -> Option<u64> {
+    if regs.r10 != 8 {
+        return None;
+    }
+    let new = if regs.rsi == 0 {
+        mask
+    } else {
+        let mut b = [0u8; 8];
+        memory::read(pid, regs.rsi, &mut b).ok()?;
+        let set = u64::from_le_bytes(b);
+        match regs.rdi as i32 {
+            libc::SIG_BLOCK => mask | set,
+            libc::SIG_UNBLOCK => mask & !set,
+            libc::SIG_SETMASK => set,
+            _ => return None,
+        }
+    };
+    if regs.rdx != 0 {
+        memory::write(pid, regs.rdx, &mask.to_le_bytes()).ok()?;
+    }
+    // SIGKILL and SIGSTOP cannot be blocked (kernel/signal.c).
+    Some(new & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP)))
 }
 
 /// What to do about signal `sig` at a signal-delivery-stop of the call
@@ -231,7 +282,8 @@ fn on_signal(win: &mut Window, tid: Tid, sig: i32, what: &str) -> Result<i32> {
     }
     let info = ptrace::get_siginfo(tid).map_err(Error::from)?;
     if bit(sig) & SYNCHRONOUS == 0 {
-        // Only what the callee itself unblocked can arrive: its choice.
+        // Blocked while injected code runs: cannot arrive. (SIGKILL never
+        // stops.)
         return Ok(sig);
     }
     if !info.is_fault() {
@@ -382,7 +434,10 @@ fn adopt_child(win: &mut Window, tid: Tid, limits: &Limits) {
     let Ok(child) = ptrace::event_msg(tid) else {
         return;
     };
-    let mask = win.saved().map_or(0, |s| s.sigmask);
+    let mask = match win.own_mask {
+        Some(mask) => mask,
+        None => win.saved().map_or(0, |s| s.sigmask),
+    };
     // Its first stop comes right away; then it is ours to change.
     let _ticker = interrupt::Ticker::start(20);
     loop {

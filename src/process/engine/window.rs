@@ -42,9 +42,11 @@ pub(super) struct Window {
     armed: bool,
     /// The target's seccomp mode for the call thread (0: none).
     seccomp: u32,
-    /// The call thread's mask as injected code left it, to apply to the
-    /// restored mask (what the callee did to its own mask is kept).
-    pub callee_mask: Option<u64>,
+    /// The call thread's own signal mask as injected code changed it
+    /// (`run.rs` carries out the callee's `rt_sigprocmask` calls on this
+    /// copy, since the real mask blocks signals while it runs): what is
+    /// put back at restore.
+    pub own_mask: Option<u64>,
     /// Signals sent to the call thread while injected code ran, that it
     /// did not block: sent again once the thread is released.
     pub deferred: Vec<i32>,
@@ -56,6 +58,8 @@ pub(super) struct Window {
     /// reach's mapping must stay.
     pub lost: bool,
     closed: bool,
+    /// When the first thread was seized, for `REACH_TIMING`.
+    opened: Instant,
 }
 
 impl Window {
@@ -67,11 +71,12 @@ impl Window {
             saved: None,
             armed: false,
             seccomp: 0,
-            callee_mask: None,
+            own_mask: None,
             deferred: Vec::new(),
             frame_in: None,
             lost: false,
             closed: false,
+            opened: Instant::now(),
         }
     }
 
@@ -80,9 +85,14 @@ impl Window {
     /// thread first), else a running one; never one in uninterruptible
     /// sleep or waiting for a vfork child. A candidate that another tracer
     /// holds, or that exits meanwhile, gives way to the next.
-    pub fn open_one(pid: i32, choice: Choice, limits: &Limits) -> Result<Window> {
+    pub fn open_one(
+        pid: i32,
+        choice: Choice,
+        last: Option<Tid>,
+        limits: &Limits,
+    ) -> Result<Window> {
         let mut refusal = None;
-        for tid in choose::candidates(pid, choice)? {
+        for tid in choose::candidates(pid, choice, last)? {
             let seccomp = procinfo::task_seccomp(pid, tid);
             if seccomp != 0 {
                 check_can_suspend_seccomp(pid, seccomp)?;
@@ -267,15 +277,7 @@ impl Window {
             return Ok(());
         };
         let tid = self.call;
-        let mask = match self.callee_mask.take() {
-            // Bits the injected code changed from the mask it ran with
-            // come from it; the others from the thread's own.
-            Some(now) => {
-                let ran = super::run::call_mask(saved.sigmask);
-                (saved.sigmask & !(ran ^ now)) | (now & (ran ^ now))
-            }
-            None => saved.sigmask,
-        };
+        let mask = self.own_mask.take().unwrap_or(saved.sigmask);
         ptrace::set_sigmask(tid, mask).map_err(Error::from)?;
         ptrace::set_xstate(tid, &saved.xstate).map_err(Error::from)?;
         ptrace::set_regs(tid, &saved.regs).map_err(Error::from)?;
@@ -301,6 +303,7 @@ impl Window {
                 release(tid);
             }
         }
+        timing::record(self.call, self.held.len(), self.opened.elapsed());
         for sig in self.deferred.drain(..) {
             let _ = ptrace::tgkill(self.pid, self.call, sig);
         }
@@ -377,6 +380,35 @@ fn nothing_to_stop(pid: i32) -> Error {
         ),
     )
     .into()
+}
+
+/// How long each window held its threads, kept when `REACH_TIMING` is
+/// set (for the benchmarks: the call thread's own pause, as reach holds
+/// it, from the seize to the detach).
+pub mod timing {
+    use super::Tid;
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    thread_local! {
+        static HELD: RefCell<Vec<(Tid, usize, Duration)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn enabled() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var_os("REACH_TIMING").is_some())
+    }
+
+    pub(super) fn record(tid: Tid, threads: usize, held: Duration) {
+        if enabled() {
+            HELD.with(|h| h.borrow_mut().push((tid, threads, held)));
+        }
+    }
+
+    /// (call thread, threads held, how long) of every window so far.
+    pub fn windows() -> Vec<(Tid, usize, Duration)> {
+        HELD.with(|h| h.borrow().clone())
+    }
 }
 
 thread_local! {

@@ -103,6 +103,51 @@ pub fn build_once(compiler: &str, name: &str, sources: &[PathBuf], args: &[Strin
     out
 }
 
+/// Builds the Go program in `tests/fixtures/DIR/main.go` (once per run,
+/// cgo enabled), or `None` when Go is not installed (`.ci/run` installs
+/// it).
+pub fn go_fixture(dir: &str) -> Option<PathBuf> {
+    if !super::have("go") {
+        return None;
+    }
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(dir) {
+        return Some(path.clone());
+    }
+    let src = fixture_source(&format!("{dir}/main.go"));
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::fs::read(&src).unwrap().hash(&mut hasher);
+    let out = tmpdir()
+        .join("fixtures")
+        .join(format!("{dir}-{:016x}", hasher.finish()));
+    if !out.exists() {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let result = output(
+            Command::new("go")
+                .args(["build", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .env("CGO_ENABLED", "1")
+                .env("GOCACHE", tmpdir().join("gocache"))
+                .env("GO111MODULE", "off"),
+            REACH_DEADLINE * 5,
+        );
+        assert!(
+            result.status.success(),
+            "go build {dir} failed:\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    built.insert(dir.to_string(), out.clone());
+    Some(out)
+}
+
 /// Runs a compiler (`cc`, `musl-gcc`, `objcopy`) with `args`; fails the
 /// test with its output if it fails.
 pub fn compile(compiler: &str, args: &[&str]) {

@@ -157,3 +157,23 @@ pub fn tcp_count(pid: i32, state: &str) -> usize {
         .filter(|w| w.len() > 9 && w[3] == state && inodes.contains(&w[9]))
         .count()
 }
+
+/// How many times thread `tid` of `pid` gave up the CPU by sleeping (or
+/// being stopped): `voluntary_ctxt_switches`.
+pub fn voluntary_switches(pid: i32, tid: i32) -> u64 {
+    task_status(pid, tid, "voluntary_ctxt_switches").map_or(0, |v| v.parse().unwrap_or(0))
+}
+
+/// /proc/PID/task/TID/status's SigBlk as a mask.
+pub fn task_sigblk(pid: i32, tid: i32) -> u64 {
+    task_status(pid, tid, "SigBlk").map_or(0, |v| u64::from_str_radix(&v, 16).unwrap_or(0))
+}
+
+/// Bytes `addr..addr+len` of process `pid`, through /proc/PID/mem.
+pub fn read_bytes(pid: i32, addr: u64, len: usize) -> Vec<u8> {
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).expect("open /proc/PID/mem");
+    let mut buf = vec![0u8; len];
+    mem.read_exact_at(&mut buf, addr)
+        .unwrap_or_else(|e| panic!("read {len} bytes at {addr:#x} in {pid}: {e}"));
+    buf
+}
