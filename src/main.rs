@@ -8,9 +8,10 @@ mod repl;
 use clap::Parser;
 use reach::process::{Choice, Settings, procinfo};
 use reach::script::engine::{self, ScriptError};
+use reach::script::output::escape_controls;
 use reach::script::{Session, output, playbooks};
 use reach::sys::interrupt;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 #[command(name = "reach", version, about)]
 struct Cli {
     /// Target process: a pid, or a name that matches exactly one process.
-    #[arg(short, long, value_name = "PID|NAME")]
+    #[arg(short, long, value_name = "PID|NAME", allow_negative_numbers = true)]
     pid: Option<String>,
     /// Evaluate EXPR (repeatable, in order); print the last value unless ().
     #[arg(short, long = "eval", value_name = "EXPR")]
@@ -29,10 +30,15 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Limit for one injected call, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     timeout: f64,
     /// Run calls and system calls on this thread (default: one reach picks).
-    #[arg(long, value_name = "TID")]
+    #[arg(long, value_name = "TID", allow_negative_numbers = true)]
     thread: Option<i32>,
     /// Resolve and check everything, change nothing, print what would be done.
     #[arg(long)]
@@ -50,9 +56,22 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // --help and --version, as clap prints them.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        // A usage error: one line, and clap's tip (if any) as the hint.
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let tip = rendered
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tip: "));
+            let tip = tip.unwrap_or("`reach --help` shows every option");
+            report(&format!("{first}\nhint: {tip}"));
+            return ExitCode::from(2);
         }
     };
     interrupt::install();
@@ -85,18 +104,20 @@ fn main() -> ExitCode {
 
 /// One line on stderr; nothing (and no panic) if stderr is closed.
 fn report_line(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
+    reach::tell!("{line}");
 }
 
-/// `reach: error: …` on the first line; a hint, if any, on the next.
+/// `reach: error: …` on one line; a hint, if any (a last line starting
+/// "hint"), on the next. Escaped: an error may quote names the target or
+/// the operator chose, and a newline in one must not start a line.
 fn report(msg: &str) {
-    let mut lines = msg.lines();
-    if let Some(first) = lines.next() {
-        eprintln!("reach: error: {first}");
-    }
-    for line in lines {
-        eprintln!("{line}");
+    let (body, hint) = match msg.rsplit_once('\n') {
+        Some((body, hint)) if hint.starts_with("hint") => (body, Some(hint)),
+        _ => (msg, None),
+    };
+    report_line(&format!("reach: error: {}", escape_controls(body)));
+    if let Some(hint) = hint {
+        report_line(&escape_controls(hint));
     }
 }
 
@@ -111,13 +132,13 @@ fn load_script(script: &str) -> Result<(String, String), ScriptError> {
     if !looks_like_path && let Some(p) = playbooks::find(script) {
         return Ok((p.source.to_string(), p.origin()));
     }
-    match std::fs::read_to_string(script) {
+    match playbooks::read_file(script) {
         Ok(text) => Ok((text, script.to_string())),
         Err(e) if looks_like_path || e.kind() != std::io::ErrorKind::NotFound => {
             Err(usage(format!("cannot read script {script}: {e}")))
         }
         Err(_) => Err(usage(format!(
-            "no playbook named {script:?} and no such file; `reach --list` shows the built-in ones"
+            "no playbook named \"{script}\" and no such file; `reach --list` shows the built-in ones"
         ))),
     }
 }
@@ -155,9 +176,11 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
         reach::say!("{}", playbooks::list_text());
         return Ok(());
     }
-    if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
+    // A year: enough for any call, and far from Duration's overflow.
+    const TIMEOUT_MAX: f64 = 365.0 * 86400.0;
+    if !(cli.timeout > 0.0 && cli.timeout <= TIMEOUT_MAX) {
         return Err(usage(format!(
-            "--timeout must be a positive number of seconds, not {}",
+            "--timeout must be a number of seconds above 0 and at most {TIMEOUT_MAX}, not {}",
             cli.timeout
         )));
     }
@@ -194,10 +217,10 @@ fn run(cli: Cli) -> Result<(), ScriptError> {
             attach(&shared, cli.pid.as_deref())?;
             return repl::run(&shared, cli.json);
         }
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| usage(format!("cannot read the script from stdin: {e}")))?;
+        let text = playbooks::read_stdin().map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => ScriptError::Runtime(e.to_string()),
+            _ => usage(format!("cannot read the script from stdin: {e}")),
+        })?;
         (text, Some("<stdin>".to_string()), cli.args.clone())
     };
     // errno is read after each call only if the script can ask for it: it

@@ -83,7 +83,7 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
             Err(ReadlineError::Eof) => break,
             Err(ReadlineError::Signal(_)) => continue,
             Err(e) => {
-                eprintln!("reach: error: reading the terminal: {e}");
+                reach::tell!("reach: error: reading the terminal: {e}");
                 break;
             }
         };
@@ -231,7 +231,12 @@ fn prompt(shared: &Shared) -> String {
         return "reach> ".into();
     };
     let frozen = if t.is_frozen() { " frozen" } else { "" };
-    format!("reach[{} {}{frozen}]> ", t.pid(), t.name())
+    // The name is the target's choice (prctl PR_SET_NAME): escaped.
+    format!(
+        "reach[{} {}{frozen}]> ",
+        t.pid(),
+        reach::script::output::escape_controls(t.name())
+    )
 }
 
 /// `$XDG_STATE_HOME/reach/history`, else `~/.local/state/reach/history`.
@@ -250,13 +255,14 @@ fn history_path() -> Option<PathBuf> {
 /// The first line of `msg`, the input line it is about with a caret under
 /// `pos` (when Rhai gives one), then the rest of `msg` (hints).
 fn show_error(input: &str, msg: &str, pos: Position) {
+    use reach::script::output::escape_controls;
     let (first, rest) = msg.split_once('\n').unwrap_or((msg, ""));
-    eprintln!("error: {first}");
+    reach::tell!("error: {}", escape_controls(first));
     if let Some(snippet) = caret(input, pos) {
-        eprintln!("{snippet}");
+        reach::tell!("{snippet}");
     }
     if !rest.is_empty() {
-        eprintln!("{rest}");
+        reach::tell!("{}", escape_controls(rest));
     }
 }
 

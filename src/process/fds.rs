@@ -222,19 +222,20 @@ pub fn list(pid: i32) -> Result<Vec<Fd>> {
 /// same), so it is what gets split. If the target turns out to hold no
 /// socket, the table read is abandoned.
 pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
-    let fd_path = format!("/proc/{pid}/fd");
+    let dir = procinfo::dir(pid);
+    let fd_path = format!("{dir}/fd");
     let fd_dir = ProcDir::open(Path::new(&fd_path)).map_err(|e| proc_error(pid, e.into()))?;
     let walker = Walker {
-        pid,
+        dir: &dir,
         fd_dir,
-        info_dir: ProcDir::open(Path::new(&format!("/proc/{pid}/fdinfo"))).ok(),
+        info_dir: ProcDir::open(Path::new(&format!("{dir}/fdinfo"))).ok(),
         numbers: OnceLock::new(),
         next: AtomicUsize::new(0),
     };
     let abandon = AtomicBool::new(false);
     std::thread::scope(|s| {
         let helper = s.spawn(|| {
-            let mut tables = Tables::new(pid, source);
+            let mut tables = Tables::new(pid, &dir, source);
             let early = (0..EARLY_TABLES)
                 .map(|t| tables.load(t, &abandon))
                 .collect::<std::result::Result<Vec<_>, _>>();
@@ -242,7 +243,7 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
         });
         // Which numbers to read is the first part of the walk: the
         // helper's tables are under way meanwhile.
-        let numbers = match numbers_to_try(pid, &walker.fd_dir) {
+        let numbers = match numbers_to_try(&dir, &walker.fd_dir) {
             Some(numbers) => Ok(numbers),
             None => std::fs::read_dir(&fd_path).map(fd_numbers),
         };
@@ -280,7 +281,7 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
         if !fds.is_sorted_by_key(|f| f.fd) {
             fds.sort_unstable_by_key(|f| f.fd);
         }
-        join_sockets(pid, &mut fds, tables, early.map_err(FdError::from)?)
+        join_sockets(&dir, &mut fds, tables, early.map_err(FdError::from)?)
             .map_err(FdError::from)?;
         add_waiters(pid, &mut fds);
         Ok(fds)
@@ -293,9 +294,9 @@ pub fn list_with(pid: i32, source: SocketSource) -> Result<Vec<Fd>> {
 /// Listing the directory costs a fifth of reading every link, since the
 /// kernel looks each descriptor up for it too, while a closed number costs
 /// one failed lookup. `None`: list the directory.
-fn numbers_to_try(pid: i32, fd_dir: &ProcDir) -> Option<Vec<i32>> {
+fn numbers_to_try(dir: &str, fd_dir: &ProcDir) -> Option<Vec<i32>> {
     let open = fd_dir.size().ok().filter(|&n| n > 0)?;
-    let status = procinfo::read_proc(&format!("/proc/{pid}/status")).ok()?;
+    let status = procinfo::read_proc(&format!("{dir}/status")).ok()?;
     let table: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("FDSize:"))?
@@ -313,8 +314,9 @@ fn fd_numbers(entries: std::fs::ReadDir) -> Vec<i32> {
 }
 
 /// Describes descriptors, a chunk at a time, for any thread that asks.
-struct Walker {
-    pid: i32,
+struct Walker<'a> {
+    /// The process's `/proc` directory ([`procinfo::dir`]).
+    dir: &'a str,
     fd_dir: ProcDir,
     info_dir: Option<ProcDir>,
     /// The descriptor numbers to read, ascending; set once known, and
@@ -324,7 +326,7 @@ struct Walker {
     next: AtomicUsize,
 }
 
-impl Walker {
+impl Walker<'_> {
     const CHUNK: usize = 256;
 
     /// Describe descriptors until none are left unclaimed: each chunk
@@ -344,7 +346,7 @@ impl Walker {
                 let Ok(target) = self.fd_dir.readlink_number(fd) else {
                     continue;
                 };
-                fds.push(describe(self.pid, fd, self.info_dir.as_ref(), target));
+                fds.push(describe(self.dir, fd, self.info_dir.as_ref(), target));
             }
             chunks.push((start, fds));
         }
@@ -354,7 +356,7 @@ impl Walker {
 /// Kind, path and fdinfo of one descriptor, from its link text. Sockets
 /// skip fdinfo: their position is meaningless, and with thousands of them
 /// it would double the cost of the listing.
-fn describe(pid: i32, fd: i32, info_dir: Option<&ProcDir>, target: String) -> Fd {
+fn describe(dir: &str, fd: i32, info_dir: Option<&ProcDir>, target: String) -> Fd {
     let (kind, inode, anon) = classify(&target);
     let mut f = Fd::new(fd, kind, target);
     f.inode = inode;
@@ -368,7 +370,7 @@ fn describe(pid: i32, fd: i32, info_dir: Option<&ProcDir>, target: String) -> Fd
     }
     if f.kind == Kind::Unknown {
         // A path (or something new): ask the file itself.
-        match std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
+        match std::fs::metadata(format!("{dir}/fd/{fd}")) {
             Ok(meta) => {
                 let t = meta.file_type();
                 f.kind = if t.is_dir() {
@@ -550,8 +552,8 @@ const INET_RAW: Format = Format::Inet {
 /// Read a whole table, or `None` if it does not exist (protocol not built
 /// in) or `abandon` was set meanwhile. Big reads: the kernel formats
 /// one page per `read()` whatever the size, but fewer calls still help.
-fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
-    let mut f = std::fs::File::open(format!("/proc/{pid}/net/{file}")).ok()?;
+fn read_table(dir: &str, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(format!("{dir}/net/{file}")).ok()?;
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0;
     loop {
@@ -576,6 +578,8 @@ fn read_table(pid: i32, file: &str, abandon: &AtomicBool) -> Option<Vec<u8>> {
 /// Reads the tables of one target, each from sock_diag or `/proc`.
 struct Tables {
     pid: i32,
+    /// The process's `/proc` directory ([`procinfo::dir`]).
+    dir: String,
     source: SocketSource,
     diag: Diag,
 }
@@ -588,12 +592,17 @@ enum Diag {
 }
 
 impl Tables {
-    fn new(pid: i32, source: SocketSource) -> Tables {
+    fn new(pid: i32, dir: &str, source: SocketSource) -> Tables {
         let diag = match source {
             SocketSource::ProcNet => Diag::Unavailable,
             _ => Diag::NotYet,
         };
-        Tables { pid, source, diag }
+        Tables {
+            pid,
+            dir: dir.to_string(),
+            source,
+            diag,
+        }
     }
 
     /// Read and index table number `i` of [`TABLES`]: `None` if it does
@@ -610,7 +619,7 @@ impl Tables {
                 Err(_) => self.diag = Diag::Unavailable,
             }
         }
-        Ok(read_table(self.pid, spec.file, abandon).map(|text| Table::index(spec.format, text)))
+        Ok(read_table(&self.dir, spec.file, abandon).map(|text| Table::index(spec.format, text)))
     }
 
     /// A sock_diag dump indexed by inode; `Ok(None)` if sock_diag is not
@@ -622,7 +631,7 @@ impl Tables {
         abandon: &AtomicBool,
     ) -> Result<Option<Option<Table>>, DiagError> {
         if let Diag::NotYet = self.diag {
-            self.diag = Diag::Open(DiagSocket::for_pid(self.pid)?);
+            self.diag = Diag::Open(DiagSocket::for_pid(self.pid, &self.dir)?);
         }
         let Diag::Open(socket) = &mut self.diag else {
             return Ok(None);
@@ -646,7 +655,7 @@ impl Tables {
 /// socket inodes are found. `early` holds the first tables if they were
 /// read already.
 fn join_sockets(
-    pid: i32,
+    dir: &str,
     fds: &mut [Fd],
     mut tables: Tables,
     early: Vec<Option<Table>>,
@@ -694,7 +703,7 @@ fn join_sockets(
     // the kernel still knows each one's protocol name.
     for (_, i) in wanted {
         let f = &mut fds[i];
-        let name = socket::protocol_name(Path::new(&format!("/proc/{pid}/fd/{}", f.fd)));
+        let name = socket::protocol_name(Path::new(&format!("{dir}/fd/{}", f.fd)));
         f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
         f.state = Some("?".into());
     }
@@ -1178,7 +1187,7 @@ fn check_same(fd: &Fd, now: u64) -> Result<()> {
 /// the fallback can be exercised on kernels that have `pidfd_getfd`.
 pub fn shutdown_injected(target: &mut Target, fd: &Fd, how: i32) -> Result<()> {
     let pid = target.pid();
-    let link = std::fs::read_link(format!("/proc/{pid}/fd/{}", fd.fd))
+    let link = std::fs::read_link(format!("{}/fd/{}", procinfo::dir(pid), fd.fd))
         .map_err(|_| FdError::Closed { pid, fd: fd.fd })?;
     let (_, now, _) = classify(&link.to_string_lossy());
     if let Some(now) = now {

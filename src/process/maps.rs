@@ -38,7 +38,8 @@ impl Mapping {
 
 /// The raw text of `/proc/PID/maps`.
 pub fn read_text(pid: i32) -> std::io::Result<String> {
-    super::procinfo::read_proc(&format!("/proc/{pid}/maps"))
+    let bytes = super::procinfo::read_process_file(pid, "maps")?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Every mapping in `text`; lines that do not parse are skipped.

@@ -65,9 +65,32 @@ pub fn check_traceable(pid: i32) -> Result<Identity> {
 fn is_32_bit(pid: i32) -> bool {
     use std::io::Read;
     let mut header = [0u8; 5];
-    std::fs::File::open(format!("/proc/{pid}/exe"))
+    std::fs::File::open(format!("{}/exe", dir(pid)))
         .and_then(|mut f| f.read_exact(&mut header))
         .is_ok_and(|()| header[..4] == *b"\x7fELF" && header[4] == 1)
+}
+
+/// What tells one program image of a process from the next: an exec
+/// keeps the pid and start time but makes a new address space, whose
+/// layout `stat` shows (start and end of code and data, the stack, the
+/// heap, the arguments and environment: fields 26–28 and 45–50).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Image([u64; 9]);
+
+/// The image `pid` runs now, from a live thread's `stat` (a zombie main
+/// thread shows no address space); `None` if no thread is left.
+pub fn image(pid: i32) -> Option<Image> {
+    let mut fields = task_stat(pid, pid)?;
+    if matches!(fields.first().map(String::as_str), Some("Z" | "X")) {
+        let tid = tasks(pid).ok()?.into_iter().find(|&t| !is_gone(pid, t))?;
+        fields = task_stat(pid, tid)?;
+    }
+    // Field N is at index N - 3 (the list starts with the state, field 3).
+    let mut image = [0u64; 9];
+    for (slot, field) in image.iter_mut().zip([26, 27, 28, 45, 46, 47, 48, 49, 50]) {
+        *slot = fields.get(field - 3)?.parse().ok()?;
+    }
+    Some(Image(image))
 }
 
 /// The start time of `pid`, if it exists (field 22 of its `stat`).
@@ -75,11 +98,32 @@ pub fn start_time(pid: i32) -> Option<u64> {
     task_stat(pid, pid)?.get(19)?.parse().ok()
 }
 
+/// The `/proc` directory that shows `pid`'s memory, descriptors and
+/// namespaces: `/proc/PID`, unless its main thread has exited
+/// (`pthread_exit`) while other threads run on — a zombie leader shows
+/// empty maps and no descriptors, so then it is a live thread's
+/// `/proc/PID/task/TID`, which shows the same process-wide things.
+pub fn dir(pid: i32) -> String {
+    let leader_gone = task_state(pid, pid).is_none_or(|s| matches!(s, 'Z' | 'X'));
+    if leader_gone
+        && let Ok(tids) = tasks(pid)
+        && let Some(tid) = tids.into_iter().find(|&t| !is_gone(pid, t))
+    {
+        return format!("/proc/{pid}/task/{tid}");
+    }
+    format!("/proc/{pid}")
+}
+
 /// A whole `/proc` file. `/proc` files report size 0, so a plain
 /// `read_to_string` starts with a 32-byte read and doubles: a dozen
 /// system calls for a `status` file. Reads of 16 KiB get most of them in
 /// one (a short read is not the end: seq_file never splits a line).
 pub fn read_proc(path: &str) -> std::io::Result<String> {
+    read_proc_bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// [`read_proc`], as bytes.
+pub fn read_proc_bytes(path: &str) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     const CHUNK: usize = 16 * 1024;
     let mut file = std::fs::File::open(path)?;
@@ -93,7 +137,20 @@ pub fn read_proc(path: &str) -> std::io::Result<String> {
             break;
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(buf)
+}
+
+/// `/proc/PID/FILE` of a per-process file that is never empty in a live
+/// process (`maps`, `auxv`): read from [`dir`] when the main thread's is
+/// empty or gone, which costs nothing more in the common case.
+pub fn read_process_file(pid: i32, file: &str) -> std::io::Result<Vec<u8>> {
+    match read_proc_bytes(&format!("/proc/{pid}/{file}")) {
+        Ok(bytes) if !bytes.is_empty() => Ok(bytes),
+        first => match dir(pid) {
+            d if d != format!("/proc/{pid}") => read_proc_bytes(&format!("{d}/{file}")),
+            _ => first,
+        },
+    }
 }
 
 pub fn comm(pid: i32) -> Option<String> {
@@ -138,6 +195,20 @@ fn task_stat(pid: i32, tid: i32) -> Option<Vec<String>> {
 /// The state letter of one thread (`R`, `S`, `D`, `T`, `t`, `Z`, …).
 pub fn task_state(pid: i32, tid: i32) -> Option<char> {
     task_stat(pid, tid)?.first()?.chars().next()
+}
+
+/// `PF_IO_WORKER` (include/linux/sched.h): an io_uring worker, a thread of
+/// the process that runs only kernel code and cannot be traced.
+const PF_IO_WORKER: u64 = 0x10;
+
+/// The state letter of one thread, unless it is an io_uring worker.
+pub fn user_task_state(pid: i32, tid: i32) -> Option<char> {
+    let fields = task_stat(pid, tid)?;
+    let flags: u64 = fields.get(6)?.parse().ok()?;
+    if flags & PF_IO_WORKER != 0 {
+        return None;
+    }
+    fields.first()?.chars().next()
 }
 
 /// Thread `tid` of `pid` no longer runs: gone, or a zombie.

@@ -22,9 +22,21 @@ impl std::fmt::Display for ScriptError {
     }
 }
 
+/// The largest string, blob, array or map a script may make (64 Mi bytes
+/// or elements: the largest read reach does).
+const LIMIT: usize = 64 << 20;
+
 /// An engine with every builtin registered against `shared`.
 pub fn new_engine(shared: &Shared) -> Engine {
     let mut engine = Engine::new();
+    // Bounds a script cannot break out of: `blob(1 << 62)` or a string
+    // doubled in a loop is an error, not an abort; and no module is
+    // loaded from disk (`import` would run any .rhai file there).
+    engine
+        .set_max_string_size(LIMIT)
+        .set_max_array_size(LIMIT)
+        .set_max_map_size(LIMIT)
+        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
     builtins::register(&mut engine, shared);
     // `call` is special to Rhai (function pointers); give the name to
     // remote calls at the token level, so strings are never touched.
@@ -39,7 +51,7 @@ pub fn new_engine(shared: &Shared) -> Engine {
     // is abandoned and its target restored by the call itself).
     engine.on_progress(|_| interrupt::pending().map(|sig| Dynamic::from(sig as i64)));
     engine.on_print(|s| crate::say!("{s}"));
-    engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
+    engine.on_debug(|s, _, pos| crate::tell!("{pos:?}: {s}"));
     engine
 }
 
@@ -115,6 +127,9 @@ pub fn runtime_message(e: &EvalAltResult, origin: Option<&str>) -> String {
     let pos = inner.position();
     let text = match inner {
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorModuleNotFound(name, _) => format!(
+            "import {name:?}: scripts cannot import modules; they get reach's builtins and Rhai's standard library"
+        ),
         EvalAltResult::ErrorTerminated(sig, _) => {
             let sig = sig.as_int().unwrap_or(0) as i32;
             format!(

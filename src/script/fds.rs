@@ -129,10 +129,10 @@ pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
                     "through an injected shutdown() call (pidfd_getfd is unavailable)"
                 }
             };
-            eprintln!(
+            crate::tell!(
                 "reach: shut down fd {} ({}) of pid {pid} with {} {how_taken}",
                 f.fd.fd,
-                fd_label(&f.fd),
+                super::output::escape_controls(&fd_label(&f.fd)),
                 how_name(how)
             );
             Ok(0)
@@ -246,7 +246,11 @@ pub fn reg_threads(engine: &mut Engine, shared: &Shared) {
     engine.register_fn("threads", |t: &mut TargetHandle| list_threads(t));
 }
 
-fn syscall_cell(s: &Syscall) -> String {
+fn syscall_cell(state: char, s: &Syscall) -> String {
+    if matches!(state, 'Z' | 'X') {
+        // An exited thread (a main thread after pthread_exit) has none.
+        return "(exited)".into();
+    }
     match s {
         Syscall::Running => "(running)".into(),
         Syscall::NotInSyscall => "(user space)".into(),
@@ -269,7 +273,7 @@ pub fn thread_table(threads: &[&Thread]) -> String {
             th.tid.to_string(),
             th.name.clone(),
             th.state.to_string(),
-            syscall_cell(&th.syscall),
+            syscall_cell(th.state, &th.syscall),
             cell(&th.syscall.fd()),
             cell(&th.wchan),
         ]);

@@ -20,6 +20,49 @@ macro_rules! say {
     };
 }
 
+/// Print a line on stderr; a closed or hung-up stderr (an operator's
+/// dropped session) loses the line, never panics.
+pub fn tell(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// `eprintln!` that survives a closed stderr: see [`tell`].
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::script::output::tell(&format!($($arg)*))
+    };
+}
+
+/// `text` made safe for a terminal, the way `ls -b` and `ss` show names:
+/// control characters (a newline that would forge a table row, an escape
+/// sequence that would rewrite the screen) and backslashes as C escapes.
+/// Names the target controls — file names, socket paths, thread and
+/// library names — pass through this before reaching a terminal.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    // Bidirectional overrides and isolates reorder what follows them on
+    // screen (a name that reads as another): escaped too.
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(|c| c.is_control() || c == '\\' || bidi(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if bidi(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Text for the value of the last expression; `None` for `()`.
 pub fn render(value: &Dynamic, as_json: bool) -> Option<String> {
     if value.is_unit() {

@@ -67,6 +67,63 @@ pub fn list_text() -> String {
     out
 }
 
+/// The largest script reach reads (a file or stdin).
+pub const MAX_SCRIPT: u64 = 16 << 20;
+
+/// The text of the script at `path`: a regular file of at most
+/// [`MAX_SCRIPT`] bytes. Opened without blocking, so a FIFO cannot hang
+/// reach, and checked before reading, so `/dev/zero` cannot fill memory.
+pub fn read_file(path: &str) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = crate::sys::filemap::open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_SCRIPT {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{len} bytes; scripts are at most {MAX_SCRIPT}"),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_SCRIPT).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The script on stdin, at most [`MAX_SCRIPT`] bytes; Ctrl-C (SIGINT,
+/// SIGTERM) ends the wait for it.
+pub fn read_stdin() -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() as u64 > MAX_SCRIPT {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("more than {MAX_SCRIPT} bytes; scripts are at most that"),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                if let Some(sig) = crate::sys::interrupt::pending() {
+                    return Err(Error::new(
+                        ErrorKind::Interrupted,
+                        format!(
+                            "interrupted by {}",
+                            crate::process::engine::signal_name(sig)
+                        ),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

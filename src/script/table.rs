@@ -19,8 +19,15 @@ impl Table {
         }
     }
 
+    /// Add a row. Cells are shown escaped: a newline or an escape
+    /// sequence in a name the target chose cannot forge a row or rewrite
+    /// the screen.
     pub fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(row.len(), self.headers.len());
+        let row = row
+            .into_iter()
+            .map(|cell| super::output::escape_controls(&cell).into_owned())
+            .collect();
         self.rows.push(row);
     }
 
@@ -70,5 +77,15 @@ mod tests {
             t.render(),
             "FD  KIND    PATH\n 3  socket  socket:[1]\n10  file    /tmp/x"
         );
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_rows() {
+        let mut t = Table::new(&[("FD", true), ("PATH", false)]);
+        t.push(vec!["3".into(), "/tmp/a\n 4  /etc/shadow\x1b[2J".into()]);
+        assert_eq!(t.render(), "FD  PATH\n 3  /tmp/a\\n 4  /etc/shadow\\e[2J");
+        let mut t = Table::new(&[("PATH", false)]);
+        t.push(vec!["a\u{202e}fdp.exe\u{9b}".into()]);
+        assert_eq!(t.render(), "PATH\na\\u{202e}fdp.exe\\x9b");
     }
 }

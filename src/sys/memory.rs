@@ -1,6 +1,10 @@
 //! Target memory: `process_vm_readv`/`process_vm_writev`, and
 //! `/proc/PID/mem`, which (for a tracer, with `FOLL_FORCE`) can also write
 //! pages the target itself may not write, such as reach's own code page.
+//!
+//! A process whose main thread called `pthread_exit` has no memory under
+//! its pid (the zombie leader's), yet every live thread shares it: each
+//! function here that gets ESRCH for the pid asks the process's threads.
 
 use nix::errno::Errno;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv, process_vm_writev};
@@ -9,8 +13,32 @@ use std::fs::{File, OpenOptions};
 use std::io::IoSliceMut;
 use std::os::unix::fs::FileExt;
 
+/// Run `op` on `pid`; if the pid has no memory (ESRCH: a zombie main
+/// thread, or the process is gone), on each of its threads in turn.
+fn on_process<T>(pid: i32, mut op: impl FnMut(i32) -> Result<T, Errno>) -> Result<T, Errno> {
+    match op(pid) {
+        Err(Errno::ESRCH) => {
+            let tids = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(io_errno)?;
+            let tids = tids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
+            let mut last = Errno::ESRCH;
+            for tid in tids.filter(|&t| t != pid) {
+                match op(tid) {
+                    Err(e) => last = e,
+                    done => return done,
+                }
+            }
+            Err(last)
+        }
+        done => done,
+    }
+}
+
 /// Read exactly `buf.len()` bytes at `addr` in process `pid`.
 pub fn read(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    on_process(pid, |pid| read_one(pid, addr, buf))
+}
+
+fn read_one(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -25,6 +53,7 @@ pub fn read(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     }
 }
 
+/// `pid` may be any thread: `/proc/TID/mem` is its process's memory.
 fn read_proc_mem(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let file = File::open(format!("/proc/{pid}/mem")).map_err(io_errno)?;
     file.read_exact_at(buf, addr).map_err(io_errno)
@@ -38,6 +67,10 @@ pub fn write(pid: i32, addr: u64, data: &[u8]) -> Result<(), Errno> {
 /// Write each `(addr, bytes)` piece, with one `process_vm_writev` when
 /// every piece is writable by the target (else through `/proc/PID/mem`).
 pub fn write_all(pid: i32, pieces: &[(u64, &[u8])]) -> Result<(), Errno> {
+    on_process(pid, |pid| write_all_one(pid, pieces))
+}
+
+fn write_all_one(pid: i32, pieces: &[(u64, &[u8])]) -> Result<(), Errno> {
     let pieces: Vec<&(u64, &[u8])> = pieces.iter().filter(|(_, d)| !d.is_empty()).collect();
     if pieces.is_empty() {
         return Ok(());
@@ -71,12 +104,14 @@ pub struct ProcMem(File);
 
 impl ProcMem {
     pub fn open(pid: i32) -> Result<ProcMem, Errno> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/{pid}/mem"))
-            .map(ProcMem)
-            .map_err(io_errno)
+        on_process(pid, |pid| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))
+                .map(ProcMem)
+                .map_err(io_errno)
+        })
     }
 
     /// Write `data` at `addr`, even into pages the target cannot write

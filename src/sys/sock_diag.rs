@@ -81,15 +81,16 @@ pub struct DiagSocket {
 }
 
 impl DiagSocket {
-    /// A socket that answers for the network namespace of `pid`.
+    /// A socket that answers for the network namespace of `pid`, whose
+    /// `/proc` directory is `dir`.
     ///
     /// If that is reach's own, the socket is made here. Otherwise a
     /// short-lived thread `setns(CLONE_NEWNET)`s into it (CAP_SYS_ADMIN
     /// needed) and makes the socket there: a socket keeps the namespace it
     /// was created in, and the thread, whose namespace changed, ends.
-    pub fn for_pid(pid: i32) -> Result<DiagSocket, DiagError> {
+    pub fn for_pid(pid: i32, dir: &str) -> Result<DiagSocket, DiagError> {
         let ns_error = |source| DiagError::Namespace { pid, source };
-        let theirs = File::open(format!("/proc/{pid}/ns/net")).map_err(ns_error)?;
+        let theirs = File::open(format!("{dir}/ns/net")).map_err(ns_error)?;
         let their_ns = theirs.metadata().map_err(ns_error)?;
         // thread-self, not self: a namespace is per thread.
         let ours = std::fs::metadata("/proc/thread-self/ns/net").map_err(ns_error)?;
@@ -260,7 +261,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (want_l, want_c) = (inode(&listener), inode(&client));
-        let mut diag = DiagSocket::for_pid(std::process::id() as i32).unwrap();
+        let mut diag = DiagSocket::for_pid(std::process::id() as i32, "/proc/self").unwrap();
         let mut found = Vec::new();
         diag.dump_inet(Family::V4, Protocol::Tcp, |s| {
             if s.inode == want_l || s.inode == want_c {
@@ -282,7 +283,7 @@ mod tests {
         let _listeners: Vec<_> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
-        let mut diag = DiagSocket::for_pid(std::process::id() as i32).unwrap();
+        let mut diag = DiagSocket::for_pid(std::process::id() as i32, "/proc/self").unwrap();
         let mut first = 0;
         diag.dump_inet(Family::V4, Protocol::Tcp, |_| {
             first += 1;

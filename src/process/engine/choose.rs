@@ -91,7 +91,8 @@ impl Candidates {
             .into_iter()
             .filter(|t| !self.tried.contains(t))
             .filter_map(|tid| {
-                let rank = match procinfo::task_state(self.pid, tid)? {
+                // (io_uring workers run no user code and cannot be traced.)
+                let rank = match procinfo::user_task_state(self.pid, tid)? {
                     'S' => 0,
                     'R' => 1,
                     'T' => 2,

@@ -27,7 +27,7 @@
 use super::run;
 use super::window::Window;
 use super::{EngineError, Limits};
-use crate::process::{Error, Result};
+use crate::process::{Error, Result, procinfo};
 use crate::sys::memory::{self, ProcMem};
 use crate::sys::procmap;
 use crate::sys::x86_64::{code, frame};
@@ -307,14 +307,25 @@ impl Mapping {
     /// Whether the mapping is still where it was made (an exec, or the
     /// program itself, may have removed it).
     pub fn still_there(&self, pid: i32) -> bool {
-        let Ok(maps) = File::open(format!("/proc/{pid}/maps")) else {
+        let main = format!("/proc/{pid}");
+        // A main thread that called pthread_exit shows no maps: ask a live
+        // thread then.
+        self.listed_in(&main) || {
+            let dir = procinfo::dir(pid);
+            dir != main && self.listed_in(&dir)
+        }
+    }
+
+    /// Whether the `maps` file in the `/proc` directory `dir` lists it.
+    fn listed_in(&self, dir: &str) -> bool {
+        let Ok(maps) = File::open(format!("{dir}/maps")) else {
             return false;
         };
         match procmap::query(&maps, self.base) {
             Ok(Some(vma)) => vma.start == self.base && vma.inode == 0,
             Ok(None) => false,
             // Before Linux 6.11: read the maps.
-            Err(_) => std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|t| {
+            Err(_) => procinfo::read_proc(&format!("{dir}/maps")).is_ok_and(|t| {
                 t.starts_with(&format!("{:x}-", self.base))
                     || t.contains(&format!("\n{:x}-", self.base))
             }),
@@ -389,13 +400,8 @@ pub fn find_syscall_insn(pid: i32) -> Result<u64> {
 /// Where the kernel mapped `pid`'s vDSO (`AT_SYSINFO_EHDR`, 33, in its
 /// auxiliary vector).
 fn vdso_address(pid: i32) -> Option<u64> {
-    let mut auxv = [0u8; 1024];
-    let n = std::io::Read::read(
-        &mut std::fs::File::open(format!("/proc/{pid}/auxv")).ok()?,
-        &mut auxv,
-    )
-    .ok()?;
-    auxv[..n].chunks_exact(16).find_map(|pair| {
+    let auxv = procinfo::read_process_file(pid, "auxv").ok()?;
+    auxv.chunks_exact(16).find_map(|pair| {
         let key = u64::from_le_bytes(pair[..8].try_into().unwrap());
         let value = u64::from_le_bytes(pair[8..].try_into().unwrap());
         (key == libc::AT_SYSINFO_EHDR).then_some(value)

@@ -24,7 +24,7 @@ mod restart;
 mod run;
 mod window;
 
-use super::{Error, Result};
+use super::{Error, Result, procinfo};
 use crate::sys::pidfd;
 use crate::sys::ptrace::Tid;
 use mapping::Mapping;
@@ -199,6 +199,8 @@ pub struct Engine {
     errno_at: HashMap<Tid, u64>,
     ifuncs: HashMap<u64, u64>,
     frozen: Option<Window>,
+    /// The program image all the above was learned in.
+    image: Option<procinfo::Image>,
     /// The thread the last operation ran on: the first candidate for the
     /// next one.
     last_thread: Option<Tid>,
@@ -214,6 +216,7 @@ impl Engine {
             errno_at: HashMap::new(),
             ifuncs: HashMap::new(),
             frozen: None,
+            image: None,
             last_thread: None,
         }
     }
@@ -237,9 +240,16 @@ impl Engine {
         self.ifuncs.clear();
     }
 
-    /// Whether reach's mapping is still where it was made; if not (the
-    /// process exec'd, or something unmapped it), forget the image.
-    fn check_mapping(&mut self) {
+    /// Forget the image if the process exec'd since the last operation
+    /// (its address space is another), or if reach's mapping is no longer
+    /// where it was made (the exec'd image has the same layout, or the
+    /// program unmapped it).
+    fn check_image(&mut self) {
+        let now = procinfo::image(self.pid);
+        if now != self.image {
+            self.forget_image();
+            self.image = now;
+        }
         if let Some(m) = &self.mapping
             && !m.still_there(self.pid)
         {
@@ -267,7 +277,7 @@ impl Engine {
         // One ticker for the whole operation (waits inside re-use it).
         let _ticker = crate::sys::interrupt::Ticker::start(20);
         window::tend_lingering();
-        self.check_mapping();
+        self.check_image();
         // Where the mapping will come from, found before anything stops.
         if self.mapping.is_none() && self.borrowed_syscall.is_none() {
             self.borrowed_syscall = Some(mapping::find_syscall_insn(self.pid)?);
@@ -382,7 +392,7 @@ impl Engine {
 
     /// Remove reach's mapping from the target and release it.
     pub fn release(&mut self, opts: &Options) -> Result<()> {
-        self.check_mapping();
+        self.check_image();
         let removed = match self.mapping.take() {
             Some(map) => self.in_window_with(opts, Limits::for_cleanup(), |_, win, limits| {
                 map.remove(win, limits)

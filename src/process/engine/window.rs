@@ -97,6 +97,12 @@ impl Window {
             if seccomp != 0 {
                 check_can_suspend_seccomp(pid, seccomp)?;
             }
+            // (Only a named thread can be in D here: see choose.rs.)
+            match wait_out_of_d(pid, tid, limits) {
+                Ok(()) => {}
+                Err(StopFailed::Gone) => continue,
+                Err(StopFailed::Error(e)) => return Err(e),
+            }
             match seize(pid, tid) {
                 Ok(()) => {}
                 Err(Seize::Gone) => continue,
@@ -139,12 +145,34 @@ impl Window {
                 .into_iter()
                 .filter(|t| !win.held.contains(t) && !skipped.contains(t))
                 .collect();
+            // io_uring workers run only kernel code and cannot be traced:
+            // nothing of the process's runs on them.
+            let (new, workers): (Vec<Tid>, Vec<Tid>) = new.into_iter().partition(|&t| {
+                procinfo::user_task_state(pid, t).is_some() || procinfo::is_gone(pid, t)
+            });
+            skipped.extend(workers);
             if new.is_empty() {
                 break;
             }
             let mut interrupted = Vec::with_capacity(new.len());
             let mut refused = None;
-            for tid in new {
+            // Threads in uninterruptible sleep last, each waited out of it
+            // before it is seized: the others stop meanwhile.
+            let (sleeping, new): (Vec<Tid>, Vec<Tid>) = new
+                .into_iter()
+                .partition(|&t| procinfo::task_state(pid, t) == Some('D'));
+            for tid in new.into_iter().chain(sleeping) {
+                match wait_out_of_d(pid, tid, limits) {
+                    Ok(()) => {}
+                    Err(StopFailed::Gone) => {
+                        skipped.push(tid);
+                        continue;
+                    }
+                    Err(StopFailed::Error(e)) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
                 match seize(pid, tid) {
                     Ok(()) => interrupted.push(tid),
                     Err(Seize::Gone) => skipped.push(tid),
@@ -430,7 +458,15 @@ pub fn tend_lingering() {
         l.borrow_mut().retain(|&tid| match ptrace::try_wait(tid) {
             Ok(None) => true,
             Ok(Some(stop)) if stop.is_gone() => false,
-            Ok(Some(_)) => {
+            // A signal on its way in goes on with it.
+            Ok(Some(Stop::Signal(sig))) => {
+                let _ = ptrace::detach(tid, sig);
+                false
+            }
+            Ok(Some(stop)) => {
+                if stop == Stop::Interrupted {
+                    restart::fix_interrupted(tid);
+                }
                 let _ = ptrace::detach(tid, 0);
                 false
             }
@@ -506,6 +542,28 @@ enum StopFailed {
     Error(Error),
 }
 
+/// Wait, without touching it, until `tid` is out of uninterruptible sleep
+/// (`D`, which includes a parent waiting for its vfork child). Seized
+/// there, it could not stop until the kernel lets it go, and a tracee that
+/// has not stopped cannot be detached: it would stay seized, and stop the
+/// moment it leaves the kernel, for as long as reach lives.
+fn wait_out_of_d(pid: i32, tid: Tid, limits: &Limits) -> std::result::Result<(), StopFailed> {
+    loop {
+        match procinfo::task_state(pid, tid) {
+            None | Some('Z' | 'X') => return Err(StopFailed::Gone),
+            Some('D') => {}
+            Some(_) => return Ok(()),
+        }
+        if let Some(sig) = limits.interrupted() {
+            return Err(StopFailed::Error(EngineError::Interrupted(sig).into()));
+        }
+        if Instant::now() >= limits.deadline {
+            return Err(StopFailed::Error(stop_timeout(tid, limits, false)));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Wait until seized and interrupted `tid` reports its stop. A signal
 /// already on its way is delivered first, as it would have been without
 /// reach; then the interrupt's stop follows.
@@ -526,7 +584,7 @@ fn wait_for_stop(tid: Tid, limits: &Limits) -> std::result::Result<(), StopFaile
                     return Err(StopFailed::Error(EngineError::Interrupted(sig).into()));
                 }
                 if Instant::now() >= limits.deadline {
-                    return Err(StopFailed::Error(stop_timeout(tid, limits)));
+                    return Err(StopFailed::Error(stop_timeout(tid, limits, true)));
                 }
             }
             Err(e) if e.errno == Errno::ECHILD || e.errno == Errno::ESRCH => {
@@ -537,10 +595,11 @@ fn wait_for_stop(tid: Tid, limits: &Limits) -> std::result::Result<(), StopFaile
     }
 }
 
-/// A thread that did not stop in time stays seized with the interrupt
-/// pending (a tracee that has not stopped cannot be detached): the error
-/// says why it did not stop, and that it is released once it does.
-fn stop_timeout(tid: Tid, limits: &Limits) -> Error {
+/// Why `tid` did not stop in time, and what becomes of it: untouched if
+/// it was never `seized`; else it stays seized with the interrupt pending
+/// (a tracee that has not stopped cannot be detached) and is released once
+/// it stops.
+fn stop_timeout(tid: Tid, limits: &Limits, seized: bool) -> Error {
     let pid = procinfo::tgid(tid).unwrap_or(tid);
     let state = procinfo::task_state(pid, tid).unwrap_or('?');
     let wchan = procinfo::task_wchan(pid, tid);
@@ -552,7 +611,10 @@ fn stop_timeout(tid: Tid, limits: &Limits) -> Error {
         tid,
         secs: limits.timeout.as_secs_f64().ceil() as u64,
         why,
-        after: "reach lets it go as soon as it leaves the kernel, or when reach exits",
+        after: match seized {
+            false => "no thread was held",
+            true => "reach lets it go as soon as it leaves the kernel, or when reach exits",
+        },
     }
     .into()
 }

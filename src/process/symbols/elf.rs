@@ -14,7 +14,6 @@ use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_LOAD, PT_NOTE, ProgramHeader};
 use goblin::elf::section_header::{SHN_ABS, SHN_UNDEF, SHT_SYMTAB, SectionHeader};
 use goblin::elf::{dynamic, header, sym};
-use memmap2::Mmap;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,7 +45,7 @@ struct Dynamic {
 /// An object's bytes at their file offsets.
 enum Bytes {
     /// The file itself, mapped.
-    Mapped(Mmap),
+    Mapped(filemap::FileMap),
     /// A copy of what a process has mapped of the file, when the file
     /// cannot be opened: its loaded segments (headers, dynamic tables,
     /// code), zeros elsewhere.
@@ -88,12 +87,14 @@ const VERSYM_HIDDEN: u16 = 0x8000;
 /// The `vd_flags` bit of the version that names the object itself.
 const VER_FLG_BASE: u16 = 1;
 const NT_GNU_BUILD_ID: u32 = 3;
+/// The longest hash chain walked (real ones hold a handful of symbols).
+const MAX_CHAIN: u32 = 1 << 16;
 
 impl Object {
     /// Map `file` and read its headers; `None` if it is not a 64-bit
     /// little-endian ELF object.
     pub fn open(file: &File) -> Option<Object> {
-        let mut object = Self::parse(Bytes::Mapped(filemap::map_readonly(file).ok()?))?;
+        let mut object = Self::parse(Bytes::Mapped(filemap::FileMap::new(file)?))?;
         object.dynamic = object.read_dynamic(None);
         Some(object)
     }
@@ -101,7 +102,7 @@ impl Object {
     /// A separate debug file: only its `.symtab` is used (its dynamic
     /// section, if any, is `NOBITS` there).
     pub fn open_debug(file: &File) -> Option<Object> {
-        Self::parse(Bytes::Mapped(filemap::map_readonly(file).ok()?))
+        Self::parse(Bytes::Mapped(filemap::FileMap::new(file)?))
     }
 
     /// An object rebuilt from a process's memory: `image` holds each of its
@@ -422,7 +423,12 @@ impl Object {
         if i < symoffset {
             return found;
         }
-        while let Some(chain) = self.u32_at(chain_at + 4 * (i - symoffset) as usize) {
+        // A chain ends at its low bit; a file the target made need not
+        // have one: never walk more than a chain can hold.
+        for _ in 0..MAX_CHAIN {
+            let Some(chain) = self.u32_at(chain_at + 4 * (i - symoffset) as usize) else {
+                break;
+            };
             if chain | 1 == hash | 1
                 && self.dynsym_name(dynamic, i as usize) == Some(name.as_bytes())
             {
@@ -451,7 +457,7 @@ impl Object {
         let mut steps = 0;
         while let Some(idx) = i
             && idx != 0
-            && steps <= nchain
+            && steps <= nchain.min(MAX_CHAIN)
         {
             if self.dynsym_name(dynamic, idx as usize) == Some(name.as_bytes()) {
                 found.push(idx as usize);
@@ -481,6 +487,9 @@ impl Object {
         };
         let buckets_at = at + 16 + 8 * bloom_size as usize;
         let chain_at = buckets_at + 4 * nbuckets as usize;
+        if chain_at > self.bytes.len() {
+            return 0;
+        }
         let last = (0..nbuckets as usize)
             .filter_map(|b| self.u32_at(buckets_at + 4 * b))
             .max()
@@ -489,11 +498,11 @@ impl Object {
             return symoffset as usize;
         }
         let mut i = last;
-        while let Some(chain) = self.u32_at(chain_at + 4 * (i - symoffset) as usize) {
-            if chain & 1 == 1 {
-                break;
+        for _ in 0..MAX_CHAIN {
+            match self.u32_at(chain_at + 4 * (i - symoffset) as usize) {
+                Some(chain) if chain & 1 == 0 => i += 1,
+                _ => break,
             }
-            i += 1;
         }
         i as usize + 1
     }

@@ -19,7 +19,8 @@ mod elf;
 mod linkmap;
 
 use super::maps::{self, Mapping};
-use crate::sys::{memory, procmap};
+use super::procinfo;
+use crate::sys::{filemap, memory, procmap};
 use elf::{Object, Symbol};
 use std::collections::HashMap;
 use std::fs::File;
@@ -452,7 +453,7 @@ fn order(
     objects: &mut HashMap<(String, u64), Option<Rc<Object>>>,
     modules: &mut Vec<Module>,
 ) {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+    let exe = std::fs::read_link(format!("{}/exe", procinfo::dir(pid)))
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     if let Some(i) = modules.iter().position(|m| Some(&m.path) == exe.as_ref()) {
@@ -528,10 +529,13 @@ fn load(
 /// mapped must not be read in its place.
 fn open_mapped(pid: i32, module: &Module) -> Option<File> {
     let &(start, end, _) = module.mappings.iter().min_by_key(|m| m.2)?;
-    if let Ok(file) = File::open(format!("/proc/{pid}/map_files/{start:x}-{end:x}")) {
+    // Regular files only, opened without blocking: the path is the
+    // target's to choose (a FIFO put where a deleted library was).
+    let dir = procinfo::dir(pid);
+    if let Ok(file) = filemap::open_regular(&format!("{dir}/map_files/{start:x}-{end:x}")) {
         return Some(file);
     }
-    let file = File::open(format!("/proc/{pid}/root{}", module.file_path())).ok()?;
+    let file = filemap::open_regular(&format!("{dir}/root{}", module.file_path())).ok()?;
     (file.metadata().ok()?.ino() == module.inode).then_some(file)
 }
 
