@@ -22,6 +22,7 @@ mod fds_process;
 mod fds_sources;
 mod fds_walk;
 mod hostile;
+mod hostile_files;
 mod incidents;
 mod library_upgrade;
 mod playbooks;

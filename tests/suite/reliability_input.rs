@@ -14,11 +14,18 @@
 //! only to unmapped or kernel addresses or into the fixture's own scratch
 //! buffer. So any harm is reach's.
 //!
-//! CI runs 400 cases in batches plus 40 one by one; `REACH_FUZZ_CASES=5000
-//! cargo test --test reliability_input` runs more (the seed is fixed; set
-//! `REACH_FUZZ_SEED` to explore others).
+//! The command line gets the same treatment: every numeric option with huge,
+//! negative, fractional and non-numeric values, stdout and stderr closed or
+//! full (an operator's dropped session), scripts that are devices, FIFOs,
+//! directories or names full of control characters, and expressions that
+//! hit the engine's limits (`blob(1 << 62)`, `import`).
+//!
+//! CI runs 400 cases in batches, 40 one by one and 40 command lines;
+//! `REACH_FUZZ_CASES=5000 cargo test --test suite reliability_input` runs
+//! more (the seed is fixed; set `REACH_FUZZ_SEED` to explore others).
 
 use crate::support::*;
+use std::process::Command;
 
 /// Functions whose random arguments can only make them read memory (and
 /// fault on a bad pointer) or compute a value.
@@ -461,5 +468,116 @@ fn an_out_of_range_pid_is_refused_not_truncated() {
     let code = out.code().unwrap_or(0);
     assert!(code == 1 || code == 2, "not refused: {out:#?}");
     assert_error(&out, code, &["pid"]);
+    assert_untouched(&t);
+}
+
+/// Values for every numeric option.
+const OPTION_VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "1e20",
+    "-1e20",
+    "nan",
+    "inf",
+    "-inf",
+    "1e-300",
+    "2147483648",
+    "18446744073709551616",
+    "99999999999999999999999999",
+    "0x10",
+    "1.5",
+    "",
+    " 3",
+    "\u{663}",
+];
+
+/// What happens to reach's standard streams.
+const STREAMS: &[&str] = &[
+    "",
+    ">&-",
+    "2>&-",
+    ">&- 2>&-",
+    ">/dev/full 2>/dev/full",
+    "<&-",
+];
+
+/// Expressions at the engine's limits, or refused by it.
+const LIMIT_EXPRS: &[&str] = &[
+    r#"call("getpid", [])"#,
+    r#"call("no_such_function", [])"#,
+    "blob(1 << 62)",
+    "blob(-1)",
+    r#"let s = ""; s.pad(1 << 40, "y"); s.len()"#,
+    r#"import "x" as y; 1"#,
+    "let a = []; a.pad(1 << 40, 0); 1",
+    "1",
+];
+
+/// Runs `reach ARGS… STREAMS` through `sh`; its exit code, which must be
+/// reach's own (0, 1 or 2), never a panic's 101 or an abort.
+fn run_with_streams(args: &[String], streams: &str) -> i32 {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!(r#"exec "$0" "$@" {streams}"#))
+        .arg(reach_bin())
+        .args(args);
+    let out = spawn_command(sh, None).finish(REACH_DEADLINE);
+    assert_no_panic(&out);
+    let code = out.code().unwrap_or_else(|| {
+        panic!(
+            "reach {args:?} {streams}: killed by {}",
+            describe(out.status)
+        )
+    });
+    assert!(
+        matches!(code, 0..=2),
+        "reach {args:?} {streams}: exit {code}: {out:#?}"
+    );
+    code
+}
+
+#[test]
+fn command_lines_with_huge_numbers_closed_streams_and_hostile_scripts_never_panic() {
+    let cases = env_count("REACH_FUZZ_CASES", 400) / 10;
+    let t = Target::fixture("target", &[]);
+    let maps_before = maps(t.pid);
+    let pid = t.pid.to_string();
+    let mut rng = Rng::new(seed() ^ 0xc11);
+    for _ in 0..cases {
+        let option = *rng.pick(&["--timeout", "--thread", "-p"]);
+        let mut args = vec![option.to_string(), rng.pick(OPTION_VALUES).to_string()];
+        if option != "-p" {
+            args.extend(["-p".to_string(), pid.clone()]);
+        }
+        args.extend(["-e".to_string(), rng.pick(LIMIT_EXPRS).to_string()]);
+        let streams: &&str = rng.pick(STREAMS);
+        run_with_streams(&args, streams);
+    }
+    // Scripts the operator did not mean: devices, a FIFO nobody writes,
+    // a directory, names with control characters. Refused, at once.
+    let dir = workdir("scripts");
+    let fifo = dir.join("fifo.rhai");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let evil = dir.join("evil\n\x1b[2J.rhai");
+    std::fs::write(&evil, "call(\"getpid\", [])").unwrap();
+    for script in [
+        "/dev/zero".into(),
+        "/dev/urandom".into(),
+        fifo.display().to_string(),
+        dir.display().to_string(),
+        format!("/proc/{pid}/mem"),
+        dir.join("missing\x07.rhai").display().to_string(),
+    ] {
+        let out = reach(&["-p", &pid, &script]);
+        assert_error(&out, 2, &["cannot read script"]);
+    }
+    // A real script under a hostile name runs; its name, when quoted, is
+    // escaped.
+    let out = reach(&["-p", &pid, evil.to_str().unwrap()]);
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim(), pid);
+    let out = reach(&["-p", &pid, &format!("{}x", evil.display())]);
+    assert_error(&out, 2, &[r"evil\n\e[2J.rhaix"]);
+    assert_eq!(maps(t.pid), maps_before);
     assert_untouched(&t);
 }

@@ -249,3 +249,27 @@ fn sigkill_to_reach_holding_a_frozen_target_leaves_it_running() {
     t.line_matching(STATE_DEADLINE, |l| l == "done");
     assert!(t.wait_exit(STATE_DEADLINE).success());
 }
+
+/// Ctrl-C while a script runs on with the target frozen: reach stops the
+/// script and releases the target at once (were it deaf to SIGINT, the
+/// test's deadline would end it first).
+#[test]
+fn sigint_during_a_long_script_releases_a_frozen_target() {
+    let t = Target::fixture("target", &[]);
+    let pid = t.pid;
+    let script = "freeze(); let start = timestamp(); while start.elapsed < 3600.0 { }";
+    let running = spawn_reach(&["-p", &pid.to_string(), "-e", script]);
+    assert!(
+        wait_until(STATE_DEADLINE, || tids(pid).iter().all(|&tid| task_state(
+            pid, tid
+        ) == Some(
+            't'
+        ))),
+        "reach never froze the target"
+    );
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(running.pid(), libc::SIGINT) }, 0);
+    let out = running.finish(REACH_DEADLINE);
+    assert_error(&out, 1, &["interrupted by SIGINT"]);
+    assert_untouched(&t);
+}

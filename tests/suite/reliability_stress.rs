@@ -338,11 +338,20 @@ fn timeouts_in_the_target_expire_after_the_last_stop_without_eintr() {
         let tid = t.num(name) as i32;
         assert!(wait_until(STATE_DEADLINE, || task_syscall(pid, tid).is_some()));
     }
-    // About two seconds of back-to-back windows.
+    // About two seconds of back-to-back windows, on those two threads.
     let started = Instant::now();
     let out = eval_ok(
         pid,
-        r#"let n = 0; for i in 0..2000 { call("getpid", []); n += 1; } n"#,
+        &format!(
+            r#"let n = 0;
+               for i in 0..1000 {{
+                   use_thread({}); call("getpid", []); use_thread({}); call("getpid", []);
+                   n += 2;
+               }}
+               n"#,
+            t.num("epoll"),
+            t.num("recv")
+        ),
     );
     assert_eq!(out, "2000");
     let polling = started.elapsed();

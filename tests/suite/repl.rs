@@ -376,3 +376,21 @@ fn sigterm_at_the_prompt_ends_the_session_and_releases_a_frozen_target() {
     );
     assert_running(&target);
 }
+
+/// A target named with escape sequences: the prompt shows its name
+/// escaped, and the terminal never receives the sequence.
+#[test]
+fn a_hostile_process_name_is_escaped_in_the_prompt() {
+    let dir = workdir("repl-names");
+    let mut cmd = Command::new(fixture("hostile"));
+    cmd.arg("names").arg(&dir);
+    let target = Target::spawn(cmd);
+    let state = workdir("repl-state");
+    let mut repl = Repl::start(&["-p", &target.pid.to_string()], &state);
+    repl.expect(&format!("reach[{} \\e[2Jmain\\r]> ", target.pid));
+    repl.send("\x04");
+    assert_eq!(repl.wait_exit(), 0);
+    let raw = String::from_utf8_lossy(&repl.raw);
+    assert!(!raw.contains("\x1b[2J"), "{raw:?}");
+    assert_running(&target);
+}

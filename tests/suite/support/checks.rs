@@ -136,6 +136,21 @@ pub fn reset_peer(peer: TcpStream) {
     drop(peer);
 }
 
+/// The names of the `blocked` fixture's threads, as its ready line and
+/// results call them.
+pub const BLOCKED_THREADS: [&str; 10] = [
+    "nanosleep",
+    "read",
+    "accept",
+    "epoll",
+    "recv",
+    "futex",
+    "connect",
+    "uring",
+    "sigwait",
+    "semop",
+];
+
 /// Lets every thread of the `blocked` fixture finish (writes its stdin,
 /// connects to its port) and returns each thread's result fields
 /// ("ret", "errno", "ms") by thread name, once it prints "done".
@@ -144,7 +159,7 @@ pub fn blocked_results(t: &mut Target) -> HashMap<String, HashMap<String, i64>> 
     let port = t.field("port").to_string();
     let _conn = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
     let mut results = HashMap::new();
-    while results.len() < 6 {
+    while results.len() < BLOCKED_THREADS.len() {
         let line = t.line_matching(STATE_DEADLINE, |l| l.starts_with("result "));
         let mut words = line.split_whitespace().skip(1);
         let name = words.next().unwrap().to_string();

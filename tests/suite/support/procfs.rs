@@ -177,3 +177,13 @@ pub fn read_bytes(pid: i32, addr: u64, len: usize) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("read {len} bytes at {addr:#x} in {pid}: {e}"));
     buf
 }
+
+/// The processes whose parent is `pid`.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| status_field(p, "PPid").and_then(|v| v.parse().ok()) == Some(pid))
+        .collect()
+}
