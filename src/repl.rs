@@ -5,10 +5,19 @@
 //! a line does goes through the same engine and builtins as `-e` and
 //! scripts; the REPL only keeps one Scope and the functions defined so far
 //! between lines.
+//!
+//! The terminal is read on a thread of its own (`Terminal`), so that the
+//! main thread — the one that traces — stays free while the operator
+//! types: it answers completion requests (which need the target) and,
+//! every few milliseconds, lets go of any thread reach could not release
+//! yet (`engine::tend_lingering`: a thread seized while it entered
+//! uninterruptible sleep, or a callee reach gave up on, stops the moment
+//! it leaves the kernel and must not wait for the next line).
 
+use reach::process::Settings;
 use reach::script::builtins::{BUILTINS, CONSTANTS};
 use reach::script::engine::{self, ScriptError};
-use reach::script::{Shared, output};
+use reach::script::{Session, Shared, output};
 use reach::sys::interrupt;
 use rhai::{AST, Dynamic, Engine, ParseError, ParseErrorType, Position};
 use rustyline::completion::{Completer, Pair};
@@ -19,9 +28,7 @@ use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor};
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 /// Words Rhai scripts often start with, offered by completion too.
@@ -35,64 +42,41 @@ const SYMBOL_LIMIT: usize = 400;
 
 /// Run the REPL until Ctrl-D (or SIGTERM/SIGHUP), then release any target.
 pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
-    let engine = Rc::new(engine::new_engine(shared));
+    let engine = engine::new_engine(shared);
     let mut scope = engine::new_scope(shared, &[]);
     // Functions defined by earlier lines; merged in front of each new one.
     let mut functions = AST::empty();
-    let config = Config::builder()
-        .auto_add_history(false)
-        .history_ignore_space(true)
-        .history_ignore_dups(true)
-        .map_err(|e| ScriptError::Runtime(e.to_string()))?
-        .max_history_size(2000)
-        .map_err(|e| ScriptError::Runtime(e.to_string()))?
-        .completion_type(CompletionType::List)
-        .build();
-    let mut rl: Editor<ReplHelper, FileHistory> = Editor::with_config(config)
-        .map_err(|e| ScriptError::Runtime(format!("cannot start the terminal editor: {e}")))?;
-    rl.set_helper(Some(ReplHelper {
-        engine: engine.clone(),
-        shared: shared.clone(),
-        locals: Vec::new(),
-    }));
-    let history = history_path();
-    if let Some(path) = &history {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = rl.load_history(path);
-    }
+    let terminal = Terminal::start(history_path())?;
     reach::say!(
         "reach {}: help() lists what exists, help(\"call\") shows one; Ctrl-D leaves.",
         env!("CARGO_PKG_VERSION")
     );
     let mut pid_in_scope = current_pid(shared);
-    let watch = LeaveWatch::start();
+    let mut signalled = false;
 
     loop {
-        watch.at_prompt.store(true, Ordering::SeqCst);
-        let read = rl.readline(&prompt(shared));
-        watch.at_prompt.store(false, Ordering::SeqCst);
-        if watch.leave.load(Ordering::SeqCst) || asked_to_leave() {
+        let locals = scope
+            .iter_raw()
+            .map(|(name, _, _)| name.to_string())
+            .chain(functions.iter_functions().map(|f| format!("{}(", f.name)))
+            .collect();
+        let read = terminal.read_line(prompt(shared), locals, shared);
+        if asked_to_leave() {
+            signalled = true;
             break;
         }
         let input = match read {
-            Ok(input) => input,
+            Read::Line(input) => input,
             // Ctrl-C while typing: drop the line, keep the session.
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(ReadlineError::Signal(_)) => continue,
-            Err(e) => {
+            Read::Interrupted => continue,
+            Read::Eof => break,
+            Read::Failed(e) => {
                 reach::tell!("reach: error: reading the terminal: {e}");
                 break;
             }
         };
         if input.trim().is_empty() {
             continue;
-        }
-        let _ = rl.add_history_entry(input.as_str());
-        if let Some(path) = &history {
-            let _ = rl.append_history(path);
         }
 
         let ast = match engine.compile_with_scope(&scope, &input) {
@@ -108,11 +92,12 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
 
         // A Ctrl-C pressed while nothing ran must not end the next line.
         if asked_to_leave() {
+            signalled = true;
             break;
         }
         interrupt::clear();
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
-        let leave = asked_to_leave() || watch.leave.load(Ordering::SeqCst);
+        let leave = asked_to_leave();
         interrupt::clear();
         match result {
             Ok(value) => {
@@ -123,6 +108,7 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
             Err(e) => show_error(&input, &engine::runtime_message(&e, Some("")), e.position()),
         }
         if leave {
+            signalled = true;
             break;
         }
 
@@ -134,20 +120,9 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
             }
             pid_in_scope = pid;
         }
-        if let Some(helper) = rl.helper_mut() {
-            helper.locals = scope
-                .iter_raw()
-                .map(|(name, _, _)| name.to_string())
-                .chain(functions.iter_functions().map(|f| format!("{}(", f.name)))
-                .collect();
-        }
     }
 
-    let signalled = watch.leave.load(Ordering::SeqCst);
-    drop(watch);
-    if let Some(path) = &history {
-        let _ = rl.append_history(path);
-    }
+    drop(terminal);
     // Targets held only by variables are released as the scope drops; the
     // current one here, so a failure to release is reported.
     drop(scope);
@@ -170,51 +145,191 @@ fn asked_to_leave() -> bool {
     matches!(interrupt::pending(), Some(libc::SIGTERM | libc::SIGHUP))
 }
 
-/// Makes SIGTERM and SIGHUP end the session even while it waits at the
-/// prompt. reach's handlers only raise a flag (`sys::interrupt`), and
-/// rustyline goes back to reading after an interrupted read; but it ends
-/// `readline` on a SIGINT. So a helper thread watches the flag and, while
-/// the prompt is up, sends reach a SIGINT; `leave` remembers why, since
-/// that SIGINT replaces the pending signal. The thread never touches the
-/// target: ptrace stays on the main thread.
-struct LeaveWatch {
-    at_prompt: Arc<AtomicBool>,
-    leave: Arc<AtomicBool>,
-    done: Arc<AtomicBool>,
+/// What one `readline` gave.
+enum Read {
+    Line(String),
+    /// Ctrl-C at the prompt, or reach told to leave meanwhile.
+    Interrupted,
+    Eof,
+    Failed(String),
+}
+
+/// From the main thread to the terminal thread.
+enum Ask {
+    /// Show this prompt and read a line; complete with these session names.
+    Line { prompt: String, locals: Vec<String> },
+    /// The answer to a [`Told::Complete`].
+    Symbols(Vec<String>),
+}
+
+/// From the terminal thread to the main thread.
+enum Told {
+    /// Its thread id, once it runs (to interrupt its read).
+    Started(i32),
+    Read(Read),
+    /// Target symbols starting with this prefix, for completion.
+    Complete(String),
+}
+
+/// The terminal, read by a thread of its own: rustyline, its history and
+/// its helper live there. It never touches a target: whatever needs one
+/// (symbol completion) is asked of the main thread.
+struct Terminal {
+    ask: Option<Sender<Ask>>,
+    told: Receiver<Told>,
+    tid: i32,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl LeaveWatch {
-    fn start() -> LeaveWatch {
-        let at_prompt = Arc::new(AtomicBool::new(false));
-        let leave = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicBool::new(false));
-        let (p, l, d) = (at_prompt.clone(), leave.clone(), done.clone());
-        let thread = std::thread::spawn(move || {
-            interrupt::block_in_this_thread();
-            while !d.load(Ordering::SeqCst) {
-                if asked_to_leave() && !l.swap(true, Ordering::SeqCst) && p.load(Ordering::SeqCst) {
-                    interrupt::raise_interrupt();
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        LeaveWatch {
-            at_prompt,
-            leave,
-            done,
+/// How often the main thread looks up from waiting for a line.
+const TICK: Duration = Duration::from_millis(20);
+
+impl Terminal {
+    fn start(history: Option<PathBuf>) -> Result<Terminal, ScriptError> {
+        let (ask, asked) = mpsc::channel();
+        let (tell, told) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("reach-terminal".into())
+            .spawn(move || terminal_thread(history, asked, tell))
+            .map_err(|e| ScriptError::Runtime(format!("cannot start the terminal: {e}")))?;
+        let tid = match told.recv() {
+            Ok(Told::Started(tid)) => tid,
+            Ok(Told::Read(Read::Failed(e))) => return Err(ScriptError::Runtime(e)),
+            _ => return Err(ScriptError::Runtime("cannot start the terminal".into())),
+        };
+        Ok(Terminal {
+            ask: Some(ask),
+            told,
+            tid,
             thread: Some(thread),
+        })
+    }
+
+    /// Show `prompt` and wait for a line, tending held threads and
+    /// answering completions meanwhile. SIGTERM or SIGHUP end the wait.
+    fn read_line(&self, prompt: String, locals: Vec<String>, shared: &Shared) -> Read {
+        let Some(ask) = &self.ask else {
+            return Read::Eof;
+        };
+        if ask.send(Ask::Line { prompt, locals }).is_err() {
+            return Read::Eof;
+        }
+        let mut interrupted = false;
+        loop {
+            match self.told.recv_timeout(TICK) {
+                Ok(Told::Read(read)) => return read,
+                Ok(Told::Complete(prefix)) => {
+                    let _ = ask.send(Ask::Symbols(symbols(shared, &prefix)));
+                }
+                Ok(Told::Started(_)) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    reach::process::engine::tend_lingering();
+                    // rustyline ends `readline` on a SIGINT to its thread.
+                    if asked_to_leave() && !interrupted {
+                        interrupted = true;
+                        interrupt::interrupt_thread(self.tid);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Read::Eof,
+            }
         }
     }
 }
 
-impl Drop for LeaveWatch {
+impl Drop for Terminal {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
+        // Its channel closing ends the thread's wait for the next prompt.
+        self.ask = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// The terminal thread: an editor with history and completion, reading a
+/// line whenever the main thread asks.
+fn terminal_thread(history: Option<PathBuf>, asked: Receiver<Ask>, tell: Sender<Told>) {
+    // SIGALRM, SIGTERM and SIGHUP are for the main thread (its waits rely
+    // on being interrupted by them); SIGINT ends a `readline` here.
+    interrupt::block_in_this_thread();
+    interrupt::unblock_interrupt_in_this_thread();
+    let mut rl = match new_editor(&asked, &tell) {
+        Ok(rl) => rl,
+        Err(e) => {
+            let _ = tell.send(Told::Read(Read::Failed(e)));
+            return;
+        }
+    };
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = rl.load_history(path);
+    }
+    let _ = tell.send(Told::Started(nix::unistd::gettid().as_raw()));
+    while let Ok(ask) = asked.recv() {
+        let Ask::Line { prompt, locals } = ask else {
+            continue;
+        };
+        if let Some(helper) = rl.helper_mut() {
+            helper.locals = locals;
+        }
+        let read = match rl.readline(&prompt) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = rl.add_history_entry(line.as_str());
+                    if let Some(path) = &history {
+                        let _ = rl.append_history(path);
+                    }
+                }
+                Read::Line(line)
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) => Read::Interrupted,
+            Err(ReadlineError::Eof) => Read::Eof,
+            Err(e) => Read::Failed(e.to_string()),
+        };
+        if tell.send(Told::Read(read)).is_err() {
+            return;
+        }
+    }
+}
+
+fn new_editor<'a>(
+    asked: &'a Receiver<Ask>,
+    tell: &'a Sender<Told>,
+) -> Result<Editor<ReplHelper<'a>, FileHistory>, String> {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .history_ignore_space(true)
+        .history_ignore_dups(true)
+        .map_err(|e| e.to_string())?
+        .max_history_size(2000)
+        .map_err(|e| e.to_string())?
+        .completion_type(CompletionType::List)
+        .build();
+    let mut rl: Editor<ReplHelper, FileHistory> = Editor::with_config(config)
+        .map_err(|e| format!("cannot start the terminal editor: {e}"))?;
+    // An engine of its own, only to tell an unfinished line (it parses
+    // exactly as the session's does).
+    let engine = engine::new_engine(&Session::new(Settings::default(), false));
+    rl.set_helper(Some(ReplHelper {
+        engine,
+        asked,
+        tell,
+        locals: Vec::new(),
+    }));
+    Ok(rl)
+}
+
+/// Symbols of the current target starting with `prefix` (main thread).
+fn symbols(shared: &Shared, prefix: &str) -> Vec<String> {
+    let Some(t) = shared.borrow().current.clone() else {
+        return Vec::new();
+    };
+    let Ok(mut t) = t.0.try_borrow_mut() else {
+        return Vec::new();
+    };
+    t.function_names(prefix, SYMBOL_LIMIT)
 }
 
 fn current_pid(shared: &Shared) -> Option<i32> {
@@ -314,24 +429,27 @@ fn unfinished_error(e: &ParseError, input: &str) -> bool {
     (line, column) > last
 }
 
-/// The editor's helper: completion and the multi-line decision.
-struct ReplHelper {
-    engine: Rc<Engine>,
-    shared: Shared,
+/// The editor's helper: completion and the multi-line decision. Lives on
+/// the terminal thread.
+struct ReplHelper<'a> {
+    engine: Engine,
+    asked: &'a Receiver<Ask>,
+    tell: &'a Sender<Told>,
     /// Variables and functions the session has defined so far.
     locals: Vec<String>,
 }
 
-impl ReplHelper {
-    /// Symbols of the current target starting with `prefix`.
+impl ReplHelper<'_> {
+    /// Symbols of the current target starting with `prefix`, asked of the
+    /// main thread.
     fn symbols(&self, prefix: &str) -> Vec<String> {
-        let Some(t) = self.shared.borrow().current.clone() else {
+        if self.tell.send(Told::Complete(prefix.to_string())).is_err() {
             return Vec::new();
-        };
-        let Ok(mut t) = t.0.try_borrow_mut() else {
-            return Vec::new();
-        };
-        t.function_names(prefix, SYMBOL_LIMIT)
+        }
+        match self.asked.recv() {
+            Ok(Ask::Symbols(names)) => names,
+            _ => Vec::new(),
+        }
     }
 
     /// Builtins (as `name(`), constants, keywords and the session's names.
@@ -380,7 +498,7 @@ fn in_symbol_string(before: &str) -> bool {
     })
 }
 
-impl Completer for ReplHelper {
+impl Completer for ReplHelper<'_> {
     type Candidate = Pair;
 
     fn complete(
@@ -409,7 +527,7 @@ impl Completer for ReplHelper {
     }
 }
 
-impl Validator for ReplHelper {
+impl Validator for ReplHelper<'_> {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         Ok(if is_unfinished(&self.engine, ctx.input()) {
             ValidationResult::Incomplete
@@ -419,13 +537,13 @@ impl Validator for ReplHelper {
     }
 }
 
-impl Hinter for ReplHelper {
+impl Hinter for ReplHelper<'_> {
     type Hint = String;
 }
 
-impl Highlighter for ReplHelper {}
+impl Highlighter for ReplHelper<'_> {}
 
-impl rustyline::Helper for ReplHelper {}
+impl rustyline::Helper for ReplHelper<'_> {}
 
 #[cfg(test)]
 mod tests {

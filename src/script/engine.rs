@@ -48,8 +48,16 @@ pub fn new_engine(shared: &Shared) -> Engine {
         other => other,
     });
     // Ctrl-C / SIGTERM to reach end a running script (a call in progress
-    // is abandoned and its target restored by the call itself).
-    engine.on_progress(|_| interrupt::pending().map(|sig| Dynamic::from(sig as i64)));
+    // is abandoned and its target restored by the call itself). Every few
+    // thousand operations, a script that runs on without touching the
+    // target also lets go of threads that could not be released yet (see
+    // `engine::tend_lingering`).
+    engine.on_progress(|ops| {
+        if ops % 4096 == 0 {
+            crate::process::engine::tend_lingering();
+        }
+        interrupt::pending().map(|sig| Dynamic::from(sig as i64))
+    });
     engine.on_print(|s| crate::say!("{s}"));
     engine.on_debug(|s, _, pos| crate::tell!("{pos:?}: {s}"));
     engine

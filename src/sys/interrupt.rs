@@ -58,10 +58,26 @@ pub fn block_in_this_thread() {
     let _ = SigSet::all().thread_block();
 }
 
-/// Send reach itself a SIGINT (to end a blocking terminal read whose
-/// library stops on SIGINT only).
-pub fn raise_interrupt() {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), Signal::SIGINT);
+/// For the thread that reads the terminal: let SIGINT in again (after
+/// [`block_in_this_thread`]), since the line editor ends a read on it.
+pub fn unblock_interrupt_in_this_thread() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    let _ = set.thread_unblock();
+}
+
+/// Send thread `tid` of reach a SIGINT (to end a blocking terminal read
+/// whose library stops on SIGINT only).
+pub fn interrupt_thread(tid: i32) {
+    // SAFETY: three integers; a thread of our own process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            std::process::id() as libc::c_long,
+            tid as libc::c_long,
+            libc::SIGINT as libc::c_long,
+        )
+    };
 }
 
 /// A periodic SIGALRM while it lives, so blocking waits wake up to check
@@ -73,6 +89,23 @@ static TICKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 
 impl Ticker {
     pub fn start(period_ms: i64) -> Ticker {
+        // A program that uses reach as a library (the test suite) may not
+        // have called `install`: SIGALRM's default action would kill it.
+        static ALARM: std::sync::Once = std::sync::Once::new();
+        ALARM.call_once(|| {
+            let action = SigAction::new(
+                SigHandler::Handler(on_signal),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            // SAFETY: the handler only stores into an atomic (and not even
+            // that for SIGALRM); an existing handler is put back.
+            if let Ok(old) = unsafe { sigaction(Signal::SIGALRM, &action) }
+                && !matches!(old.handler(), SigHandler::SigDfl)
+            {
+                let _ = unsafe { sigaction(Signal::SIGALRM, &old) };
+            }
+        });
         if TICKERS.fetch_add(1, Ordering::SeqCst) == 0 {
             set_timer(TimeVal::new(0, period_ms * 1000));
         }

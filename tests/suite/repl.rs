@@ -394,3 +394,34 @@ fn a_hostile_process_name_is_escaped_in_the_prompt() {
     assert!(!raw.contains("\x1b[2J"), "{raw:?}");
     assert_running(&target);
 }
+
+/// A call reach has to leave running (its callee sleeps uninterruptibly
+/// past the timeout and beyond) leaves the session open; when the callee
+/// returns, the thread is let go at once, while the prompt waits and
+/// nothing is typed.
+#[test]
+fn a_call_left_running_is_let_go_while_the_prompt_waits() {
+    let mut target = Target::fixture("hostile", &["dcall"]);
+    let pid = target.pid;
+    let state = workdir("repl-state");
+    let mut repl = Repl::start(&["-p", &pid.to_string(), "--timeout", "1"], &state);
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    let prompt = format!("reach[{pid} {}]> ", comm.trim());
+    repl.expect(&prompt);
+    let shown = repl.line(r#"call("wait_in_vfork", [])"#, &prompt);
+    assert!(shown.contains("could not be taken back"), "{shown}");
+    // Still in the callee, held by reach, which sits at its prompt.
+    assert_eq!(task_state(pid, pid), Some('D'));
+    assert_eq!(tracer_pid(pid), repl.child.id() as i32);
+    let release = format!("/proc/{pid}/fd/{}", target.field("release"));
+    std::fs::write(release, "x").unwrap();
+    assert!(
+        wait_until(STATE_DEADLINE, || tracer_pid(pid) == 0),
+        "the thread stayed held while the prompt waited"
+    );
+    // It restored itself from reach's frame and reads its stdin again.
+    assert_eq!(target.ask("ping"), "pong");
+    repl.send("\x04");
+    assert_eq!(repl.wait_exit(), 0);
+    assert_untouched(&target);
+}

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use window::Window;
 
 pub use choose::Choice;
-pub use window::timing;
+pub use window::{tend_lingering, timing};
 
 /// An argument to an injected call.
 #[derive(Debug, Clone)]
@@ -86,6 +86,10 @@ pub enum EngineError {
         "{0} replaced the process image (execve): the new program runs on, nothing was restored"
     )]
     Exec(String),
+    #[error(
+        "{cause}, and the thread could not be taken back ({state}): it runs the function on and restores itself when it returns (reach's memory stays for it)"
+    )]
+    LeftRunning { cause: String, state: String },
     #[error("{0} ended its own thread; the rest of the process runs on")]
     ThreadEnded(String),
     #[error("pid {pid} runs under a seccomp filter (mode {mode}); {why}; nothing was changed")]

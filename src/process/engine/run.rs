@@ -392,11 +392,32 @@ fn abandon(win: &mut Window, reason: Error, stopped: bool) -> Error {
             }
             Err(e) if e.errno == Errno::EINTR => {
                 win.lose_call_thread();
-                return reason;
+                return left_running(win.pid, tid, reason);
             }
             Err(e) => return gone(win, e.into()),
         }
     }
+}
+
+/// What to say of a call thread left running injected code: why reach
+/// gave up, and where the thread is.
+fn left_running(pid: i32, tid: Tid, reason: Error) -> Error {
+    let cause = match reason {
+        Error::Engine(EngineError::Timeout { what, secs }) => {
+            format!("{what} timed out after {secs} s")
+        }
+        Error::Engine(EngineError::Interrupted(sig)) => {
+            format!("interrupted by {}", signal_name(sig))
+        }
+        other => other.to_string(),
+    };
+    let wchan = procinfo::task_wchan(pid, tid);
+    let state = match procinfo::task_state(pid, tid) {
+        Some('D') => format!("in uninterruptible sleep in {wchan}"),
+        Some(s) => format!("state {s} in {wchan}"),
+        None => "gone".into(),
+    };
+    EngineError::LeftRunning { cause, state }.into()
 }
 
 /// The call thread stopped existing: say whether the process did too.
