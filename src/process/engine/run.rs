@@ -525,9 +525,13 @@ pub fn bare_syscall(
                 return Err(gone_stop(win, tid, stop, "reach's mmap"));
             }
             Ok(_) => {}
+            // Ctrl-C does not cut it short: one system call, which would
+            // complete anyway, and whose result reach must know (an mmap
+            // abandoned would leave a mapping nobody knows of). The
+            // operation notices the signal right after.
             Err(e) if e.errno == Errno::EINTR => {
                 win.reap_if_dying();
-                if Instant::now() >= limits.deadline || limits.interrupted().is_some() {
+                if Instant::now() >= limits.deadline {
                     return Err(abandon(
                         win,
                         EngineError::Timeout {
