@@ -70,8 +70,23 @@ impl Target {
         self.engine.is_frozen()
     }
 
-    /// Still the process that was attached?
+    /// Still the process that was attached? An exec by a thread other
+    /// than the main one swaps their ids, and for a moment the pid shows no
+    /// live thread: while the pidfd says the process lives, look again.
     fn check_alive(&self) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.check_alive_once() {
+                Err(Error::TargetExited(_)) if tries < 50 && self.engine.same_process() => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                verdict => return verdict,
+            }
+        }
+    }
+
+    fn check_alive_once(&self) -> Result<()> {
         let alive = self.engine.same_process();
         // The start time has a granularity of one clock tick, so a pid
         // reused within the same tick is only told apart by the pidfd.
