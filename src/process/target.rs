@@ -119,6 +119,19 @@ impl Target {
         match (&e, self.check_alive()) {
             (Error::PidReused(_) | Error::TargetExited(_) | Error::TargetKilled { .. }, _) => e,
             (_, Err(gone)) => gone,
+            // A thread vanished under a ptrace request: most often the
+            // whole process is being killed, and its other threads have
+            // not all got there yet. Give them a moment to.
+            (Error::ThreadExited(_), Ok(())) => {
+                let deadline = std::time::Instant::now() + Duration::from_millis(200);
+                while std::time::Instant::now() < deadline {
+                    if let Err(gone) = self.check_alive_once() {
+                        return gone;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                e
+            }
             _ => e,
         }
     }
@@ -155,7 +168,8 @@ impl Target {
             return self.engine.thaw().or(Ok(()));
         }
         let opts = self.options();
-        self.engine.release(&opts)
+        let released = self.engine.release(&opts);
+        released.map_err(|e| self.explain(e))
     }
 
     /// Address of `name` in the target.
@@ -283,8 +297,10 @@ fn c_return_value(rax: u64) -> i64 {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Err(e) = self.release() {
-            super::warn(&format!("releasing pid {}: {e}", self.id.pid));
+        match self.release() {
+            // Nothing left to release (and the operation said so).
+            Ok(()) | Err(Error::TargetExited(_) | Error::TargetKilled { .. }) => {}
+            Err(e) => super::warn(&format!("releasing pid {}: {e}", self.id.pid)),
         }
     }
 }
