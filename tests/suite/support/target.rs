@@ -72,12 +72,24 @@ impl Target {
         Target::spawn_until(cmd, "ready")
     }
 
-    /// Starts `cmd` (stdin and stdout piped, stderr inherited) and waits
-    /// for a line starting with `prefix`; fails the test if none comes
-    /// within [`READY_DEADLINE`].
+    /// Starts `cmd` (stdin, stdout and stderr piped) and waits for a line
+    /// starting with `prefix`; fails the test if none comes within
+    /// [`READY_DEADLINE`]. Its stderr is passed on to the test's, a line at
+    /// a time: never the test process's own stderr, a file other tests
+    /// write to, whose position would change under `fds()`.
     pub fn spawn_until(mut cmd: Command, prefix: &str) -> Target {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[target {pid}] {line}");
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
