@@ -140,6 +140,19 @@ pub fn read_proc_bytes(path: &str) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `op` on `/proc/PID`, and, if that fails because the main thread has
+/// exited, on [`dir`]: the common case costs nothing more.
+pub fn in_dir<T>(pid: i32, op: impl Fn(&str) -> std::io::Result<T>) -> std::io::Result<T> {
+    let main = format!("/proc/{pid}");
+    match op(&main) {
+        Ok(v) => Ok(v),
+        Err(e) => match dir(pid) {
+            d if d != main => op(&d),
+            _ => Err(e),
+        },
+    }
+}
+
 /// `/proc/PID/FILE` of a per-process file that is never empty in a live
 /// process (`maps`, `auxv`): read from [`dir`] when the main thread's is
 /// empty or gone, which costs nothing more in the common case.

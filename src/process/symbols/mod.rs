@@ -453,7 +453,7 @@ fn order(
     objects: &mut HashMap<(String, u64), Option<Rc<Object>>>,
     modules: &mut Vec<Module>,
 ) {
-    let exe = std::fs::read_link(format!("{}/exe", procinfo::dir(pid)))
+    let exe = procinfo::in_dir(pid, |dir| std::fs::read_link(format!("{dir}/exe")))
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     if let Some(i) = modules.iter().position(|m| Some(&m.path) == exe.as_ref()) {
@@ -531,11 +531,12 @@ fn open_mapped(pid: i32, module: &Module) -> Option<File> {
     let &(start, end, _) = module.mappings.iter().min_by_key(|m| m.2)?;
     // Regular files only, opened without blocking: the path is the
     // target's to choose (a FIFO put where a deleted library was).
-    let dir = procinfo::dir(pid);
-    if let Ok(file) = filemap::open_regular(&format!("{dir}/map_files/{start:x}-{end:x}")) {
+    let mapped = |dir: &str| filemap::open_regular(&format!("{dir}/map_files/{start:x}-{end:x}"));
+    if let Ok(file) = procinfo::in_dir(pid, mapped) {
         return Some(file);
     }
-    let file = filemap::open_regular(&format!("{dir}/root{}", module.file_path())).ok()?;
+    let rooted = |dir: &str| filemap::open_regular(&format!("{dir}/root{}", module.file_path()));
+    let file = procinfo::in_dir(pid, rooted).ok()?;
     (file.metadata().ok()?.ino() == module.inode).then_some(file)
 }
 
