@@ -18,7 +18,7 @@ need lsof
 need hyperfine || true
 
 cargo build --release --quiet
-reach=$PWD/target/release/reach
+reach=$PWD/target/x86_64-unknown-linux-gnu/release/reach
 
 dir=$(mktemp -d)
 mkfifo "$dir/in"

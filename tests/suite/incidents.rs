@@ -134,3 +134,23 @@ fn without_the_fix_the_server_dies_of_sigpipe() {
     let status = server.wait_exit(STATE_DEADLINE);
     assert_eq!(status.signal(), Some(SIGPIPE), "{}", describe(status));
 }
+
+/// The binary these tests run is the one the README builds: static, with
+/// no program interpreter (it runs on any x86-64 Linux, whatever its
+/// glibc), and with no dynamic section at all (non-PIE: nothing to
+/// relocate at start).
+#[test]
+fn reach_is_one_static_binary() {
+    let elf = std::fs::read(reach_bin()).unwrap();
+    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const ET_EXEC: usize = 2;
+    let types: Vec<u32> = (0..phnum).map(|i| u32_at(phoff + i * phentsize)).collect();
+    assert!(!types.contains(&PT_INTERP), "reach needs a dynamic loader");
+    assert!(!types.contains(&PT_DYNAMIC), "reach has a dynamic section");
+    assert_eq!(u16_at(0x10), ET_EXEC, "reach is position-independent");
+}

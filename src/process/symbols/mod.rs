@@ -711,11 +711,66 @@ pub fn executable_mappings(pid: i32) -> Result<Vec<(u64, u64, String)>, SymbolEr
 mod tests {
     use super::*;
 
+    /// A dynamically linked process (`sleep`), once its libc is mapped:
+    /// reach itself may be built static. Killed on drop.
+    pub(crate) struct Child(std::process::Child);
+
+    impl Child {
+        pub(crate) fn start() -> Child {
+            let child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            let me = Child(child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while me.libc_path().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "sleep never mapped libc"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            me
+        }
+
+        pub(crate) fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+
+        /// The libc it maps.
+        pub(crate) fn libc_path(&self) -> Option<String> {
+            std::fs::read_to_string(format!("/proc/{}/maps", self.pid()))
+                .ok()?
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(5))
+                .find(|p| p.contains("/libc.so") || p.contains("/libc-"))
+                .map(str::to_string)
+        }
+
+        /// The start of its libc's executable mapping, and its end.
+        fn libc_code(&self) -> (u64, u64) {
+            let libc = self.libc_path().unwrap();
+            let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap();
+            maps::parse(&text)
+                .into_iter()
+                .find(|m| m.path == libc && m.is_executable())
+                .map(|m| (m.start, m.end))
+                .unwrap()
+        }
+    }
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
     fn lists_exported_names_by_prefix() {
+        let child = Child::start();
         let mut symbols = Symbols::default();
-        let me = std::process::id() as i32;
-        let names = symbols.function_names(me, "getpi", 50);
+        let names = symbols.function_names(child.pid(), "getpi", 50);
         assert!(names.iter().any(|n| n == "getpid"), "{names:?}");
         assert!(names.iter().all(|n| n.starts_with("getpi")));
     }
@@ -745,29 +800,30 @@ mod tests {
 
     #[test]
     fn without_procmap_query_every_lookup_rereads_the_maps() {
+        let child = Child::start();
         let mut symbols = Symbols::default();
-        let me = std::process::id() as i32;
-        let first = symbols.resolve(me, "getpid").unwrap().addr;
+        let first = symbols.resolve(child.pid(), "getpid").unwrap().addr;
         // As on a kernel before 6.11.
         symbols.view.as_mut().unwrap().query = None;
-        assert_eq!(symbols.resolve(me, "getpid").unwrap().addr, first);
-        assert_eq!(
-            symbols.resolve(me, "getppid").unwrap().addr,
-            libc::getppid as *const () as u64
-        );
+        assert_eq!(symbols.resolve(child.pid(), "getpid").unwrap().addr, first);
+        let (start, end) = child.libc_code();
+        let getppid = symbols.resolve(child.pid(), "getppid").unwrap().addr;
+        assert!((start..end).contains(&getppid));
     }
 
     #[test]
-    fn resolves_a_libc_function_in_this_process() {
+    fn resolves_a_libc_function_in_a_process() {
+        let child = Child::start();
+        let pid = child.pid();
         let mut symbols = Symbols::default();
-        let me = std::process::id() as i32;
-        let found = symbols.resolve(me, "getpid").unwrap();
-        assert_eq!(found.addr, libc::getpid as *const () as u64);
-        let qualified = symbols.resolve(me, "libc:getpid").unwrap();
+        let found = symbols.resolve(pid, "getpid").unwrap();
+        let (start, end) = child.libc_code();
+        assert!((start..end).contains(&found.addr), "{found:?}");
+        let qualified = symbols.resolve(pid, "libc:getpid").unwrap();
         assert_eq!(qualified.addr, found.addr, "{qualified:?} {found:?}");
-        let missing = symbols.resolve(me, "no_such_symbol_xyz").unwrap_err();
+        let missing = symbols.resolve(pid, "no_such_symbol_xyz").unwrap_err();
         assert!(missing.hint().is_none());
-        let near = symbols.resolve(me, "getpidd").unwrap_err().to_string();
+        let near = symbols.resolve(pid, "getpidd").unwrap_err().to_string();
         assert!(
             near.contains("did you mean one of: getpid (libc.so.6)"),
             "{near}"
