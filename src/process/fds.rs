@@ -1068,11 +1068,17 @@ fn add_waiters(pid: i32, fds: &mut [Fd]) {
         return;
     };
     for tid in tids {
-        let Some(fd) = threads::current_syscall(pid, tid).fd() else {
-            continue;
-        };
-        if let Ok(i) = fds.binary_search_by_key(&fd, |f| f.fd) {
-            fds[i].waiters.push(tid);
+        let syscall = threads::current_syscall(pid, tid);
+        // The descriptors it waits on, and the one its call names (an
+        // epoll instance is waited on too).
+        let mut waited = threads::waited_fds(pid, &syscall);
+        waited.extend(syscall.fd());
+        waited.sort_unstable();
+        waited.dedup();
+        for fd in waited {
+            if let Ok(i) = fds.binary_search_by_key(&fd, |f| f.fd) {
+                fds[i].waiters.push(tid);
+            }
         }
     }
 }

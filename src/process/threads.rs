@@ -1,7 +1,11 @@
 //! The threads of a target and what each is blocked in, from
-//! `/proc/PID/task/TID/{stat,syscall,wchan}`. Never stops the target:
-//! reading `syscall` only waits for the thread to be off its CPU
-//! (fs/proc/base.c, `proc_pid_syscall` → `task_current_syscall`).
+//! `/proc/PID/task/TID/{stat,syscall,wchan}`, and the descriptors each
+//! waits on: the one a `read` or `recv` names, every descriptor of a
+//! `poll` array or `select` set (read from the thread's memory at the
+//! addresses its `syscall` file gives), every descriptor an epoll instance
+//! watches (its `fdinfo`). Never stops the target: reading `syscall` only
+//! waits for the thread to be off its CPU (fs/proc/base.c,
+//! `proc_pid_syscall` → `task_current_syscall`).
 
 use super::Result;
 use super::procinfo;
@@ -18,6 +22,9 @@ pub struct Thread {
     /// Where it sleeps in the kernel (`/proc/…/wchan`), if it does.
     pub wchan: Option<String>,
     pub syscall: Syscall,
+    /// The descriptors whose readiness would end its system call (see
+    /// [`waited_fds`]).
+    pub waits_on: Vec<i32>,
 }
 
 /// What `/proc/PID/task/TID/syscall` says.
@@ -158,6 +165,90 @@ fn takes_fd_first(nr: i64) -> bool {
     )
 }
 
+/// The most descriptors read from one `poll` array or `select` set (the
+/// numbers come from the target's registers: a bound, not a trust).
+const MAX_WAITED: u64 = 1 << 16;
+
+/// The descriptors a thread blocked in `syscall` waits on: the one the
+/// call names (`read`, `recv`, `accept`, …); every descriptor of its
+/// `poll`/`ppoll` array or of its `select`/`pselect6` sets, read from its
+/// memory (no stop: `process_vm_readv`); for `epoll_wait`, every
+/// descriptor its epoll instance watches (the `tfd:` lines of the epoll
+/// descriptor's fdinfo). Ascending, without repeats; empty when it waits
+/// on none, or when what it waits on cannot be read.
+pub fn waited_fds(pid: i32, syscall: &Syscall) -> Vec<i32> {
+    let Syscall::In { nr, args } = syscall else {
+        return Vec::new();
+    };
+    let mut fds = match usize::try_from(*nr).ok().and_then(Sysno::new) {
+        Some(Sysno::poll | Sysno::ppoll) => poll_fds(pid, args[0], args[1]),
+        Some(Sysno::select | Sysno::pselect6) => select_fds(pid, args[0], &args[1..4]),
+        Some(Sysno::epoll_wait | Sysno::epoll_pwait | Sysno::epoll_pwait2) => {
+            epoll_fds(pid, args[0] as u32 as i32)
+        }
+        _ => syscall.fd().into_iter().collect(),
+    };
+    fds.sort_unstable();
+    fds.dedup();
+    fds
+}
+
+/// The descriptors of `nfds` `struct pollfd` (int fd; short events;
+/// short revents) at `at`; negative ones are ignored by poll, and here.
+fn poll_fds(pid: i32, at: u64, nfds: u64) -> Vec<i32> {
+    let n = nfds.min(MAX_WAITED) as usize;
+    let mut raw = vec![0u8; n * 8];
+    if n == 0 || crate::sys::memory::read(pid, at, &mut raw).is_err() {
+        return Vec::new();
+    }
+    raw.chunks_exact(8)
+        .map(|p| i32::from_ne_bytes(p[..4].try_into().unwrap()))
+        .filter(|&fd| fd >= 0)
+        .collect()
+}
+
+/// The descriptors set in the read, write and except `fd_set`s at `sets`
+/// (a null pointer: no set), each `nfds` bits long.
+fn select_fds(pid: i32, nfds: u64, sets: &[u64]) -> Vec<i32> {
+    let bits = nfds.min(MAX_WAITED) as usize;
+    let mut raw = vec![0u8; bits.div_ceil(64) * 8];
+    let mut fds = Vec::new();
+    for &set in sets.iter().filter(|&&s| s != 0) {
+        if crate::sys::memory::read(pid, set, &mut raw).is_err() {
+            continue;
+        }
+        fds.extend(
+            (0..bits)
+                .filter(|&i| raw[i / 8] & (1 << (i % 8)) != 0)
+                .map(|i| i as i32),
+        );
+    }
+    fds
+}
+
+/// The descriptors epoll instance `epfd` of `pid` watches.
+fn epoll_fds(pid: i32, epfd: i32) -> Vec<i32> {
+    let path = format!("{}/fdinfo/{epfd}", procinfo::dir(pid));
+    let Ok(info) = procinfo::read_proc(&path) else {
+        return Vec::new();
+    };
+    parse_epoll_fdinfo(&info)
+}
+
+/// `tfd:        5 events:       19 data: …` lines (fs/eventpoll.c,
+/// `ep_show_fdinfo`).
+fn parse_epoll_fdinfo(info: &str) -> Vec<i32> {
+    info.lines()
+        .filter_map(|l| {
+            l.strip_prefix("tfd:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// What one thread is doing in the kernel right now.
 pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
     match procinfo::read_proc(&format!("/proc/{pid}/task/{tid}/syscall")) {
@@ -179,12 +270,14 @@ pub fn list(pid: i32) -> Result<Vec<Thread>> {
             .ok()
             .map(|w| w.trim().to_string())
             .filter(|w| !w.is_empty() && w != "0");
+        let syscall = current_syscall(pid, tid);
         threads.push(Thread {
             tid,
             name,
             state,
             wchan,
-            syscall: current_syscall(pid, tid),
+            waits_on: waited_fds(pid, &syscall),
+            syscall,
         });
     }
     Ok(threads)
@@ -251,6 +344,44 @@ mod tests {
         let s = Syscall::parse("45 0xdeadbeef00000007 0x1 0x2 0x0 0x0 0x0 0x1 0x2");
         assert_eq!(s.name().as_deref(), Some("recvfrom"));
         assert_eq!(s.fd(), Some(7));
+    }
+
+    #[test]
+    fn epoll_fdinfo_lists_the_watched_descriptors() {
+        let info = "pos:\t0\nflags:\t02\nmnt_id:\t15\nino:\t1057\n\
+                    tfd:        5 events:       19 data:                5  pos:0 ino:1a mnt_id:8\n\
+                    tfd:       12 events:       19 data:                c  pos:0 ino:2b mnt_id:8\n";
+        assert_eq!(parse_epoll_fdinfo(info), vec![5, 12]);
+    }
+
+    #[test]
+    fn a_thread_of_this_process_blocked_in_poll_and_select() {
+        use std::os::fd::AsRawFd;
+        let (a, _a2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (b, _b2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let me = std::process::id() as i32;
+        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        // What a blocked poll([fa, -1, fb]) and select(fb + 1, {fa, fb}) name.
+        let pollfds: [libc::pollfd; 3] = [fa, -1, fb].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let args = [pollfds.as_ptr() as u64, 3, 0, 0, 0, 0];
+        let poll = Syscall::In {
+            nr: libc::SYS_poll,
+            args,
+        };
+        assert_eq!(waited_fds(me, &poll), vec![fa.min(fb), fa.max(fb)]);
+        let mut set = [0u64; 16];
+        for fd in [fa, fb] {
+            set[fd as usize / 64] |= 1 << (fd % 64);
+        }
+        let select = Syscall::In {
+            nr: libc::SYS_select,
+            args: [fb.max(fa) as u64 + 1, set.as_ptr() as u64, 0, 0, 0, 0],
+        };
+        assert_eq!(waited_fds(me, &select), vec![fa.min(fb), fa.max(fb)]);
     }
 
     #[test]

@@ -239,6 +239,7 @@ pub fn reg_threads(engine: &mut Engine, shared: &Shared) {
             _ => Dynamic::UNIT,
         })
         .register_get("wchan", |t: &mut ThreadValue| opt_str(&t.0.wchan))
+        .register_get("waits_on", |t: &mut ThreadValue| ints(&t.0.waits_on))
         .register_fn("to_string", |t: &mut ThreadValue| thread_table(&[&t.0]))
         .register_fn("to_debug", |t: &mut ThreadValue| thread_table(&[&t.0]));
     let sh = shared.clone();
@@ -259,13 +260,35 @@ fn syscall_cell(state: char, s: &Syscall) -> String {
     }
 }
 
+/// The WAITS ON cell: `3`, `3,4,7` (poll, select), `3,4 (epoll 5)`; the
+/// first 8, then how many more.
+fn waits_on_cell(th: &Thread) -> String {
+    const SHOWN: usize = 8;
+    let mut text = th
+        .waits_on
+        .iter()
+        .take(SHOWN)
+        .map(|fd| fd.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if th.waits_on.len() > SHOWN {
+        text += &format!(",… (+{})", th.waits_on.len() - SHOWN);
+    }
+    match th.syscall.fd() {
+        Some(epfd) if !th.waits_on.contains(&epfd) => {
+            format!("{text} (epoll {epfd})").trim_start().to_string()
+        }
+        _ => text,
+    }
+}
+
 pub fn thread_table(threads: &[&Thread]) -> String {
     let mut t = Table::new(&[
         ("TID", true),
         ("NAME", false),
         ("STATE", false),
         ("SYSCALL", false),
-        ("FD", true),
+        ("WAITS ON", false),
         ("WCHAN", false),
     ]);
     for th in threads {
@@ -274,7 +297,7 @@ pub fn thread_table(threads: &[&Thread]) -> String {
             th.name.clone(),
             th.state.to_string(),
             syscall_cell(th.state, &th.syscall),
-            cell(&th.syscall.fd()),
+            waits_on_cell(th),
             cell(&th.wchan),
         ]);
     }
@@ -289,6 +312,7 @@ pub fn thread_json(t: &Thread) -> Value {
         "state_name": threads::state_name(t.state),
         "syscall": t.syscall.name(),
         "fd": t.syscall.fd(),
+        "waits_on": t.waits_on,
         "wchan": t.wchan,
     })
 }

@@ -150,6 +150,15 @@ pub fn eval_ok(pid: i32, expr: &str) -> String {
     out.stdout.trim().to_string()
 }
 
+/// Runs `reach -p PID --json -e EXPR`, requires success and returns the
+/// value, parsed.
+pub fn eval_json(pid: i32, expr: &str) -> serde_json::Value {
+    let out = reach(&["-p", &pid.to_string(), "--json", "-e", expr]);
+    assert_ok(&out);
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{expr}: not JSON ({e}): {}", out.stdout))
+}
+
 /// Runs `reach -p PID -e E1 -e E2 …`.
 pub fn evals(pid: i32, exprs: &[&str]) -> ReachOutput {
     let pid = pid.to_string();
