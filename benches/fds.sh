@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# fds() on a process with ~8,000 sockets, side by side with lsof, in the
-# same run: `reach -p PID -e 'fds().len()'` vs `lsof -nP -p PID -a -i`.
+# fds() on a process with ~8,000 sockets, side by side with lsof and ss, in
+# the same run: `reach -p PID -e 'fds().len()'` (every descriptor, TCP with
+# its tcp_info) vs `lsof -nP -p PID -a -i` and `ss -tanpi` (every TCP
+# socket of the namespace, with its process and tcp_info).
 #
 # Usage: benches/fds.sh [SOCKETS]   (default 8000; run as root)
 # Needs python3; installs hyperfine and lsof with apt-get if missing.
-# Goal (issue 3): reach at least 4x faster than lsof. Not asserted.
+# Goal (issues 3 and 12): reach at least 4x faster than lsof. Not asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-8000}
@@ -38,7 +40,8 @@ echo "target pid $pid: $("$reach" -p "$pid" -e 'fds().len()') descriptors," \
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 3 --runs "${RUNS:-20}" -N \
         "$reach -p $pid -e 'fds().len()'" \
-        "lsof -nP -p $pid -a -i"
+        "lsof -nP -p $pid -a -i" \
+        "ss -tanpi"
 else
     # No hyperfine: medians of interleaved runs.
     runs=${RUNS:-20}

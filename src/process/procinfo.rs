@@ -1,11 +1,15 @@
-//! What `/proc` says about a process: identity, state, threads, tracer.
+//! What `/proc` says about a process: identity, state, threads, tracer —
+//! the one reader of a target's `/proc` files. `stat` and `status` are
+//! parsed by the procfs crate into typed values ([`task_stat`],
+//! [`task_status`]); the reads are reach's own (one or two `read`s of a
+//! 16 KiB buffer, [`read_proc`]).
 
-use super::signals::Masks;
 use super::{Error, Result};
-use procfs::process::Process;
+use procfs::FromRead;
+pub use procfs::process::{Stat, Status};
 
 /// `PF_KTHREAD` in `/proc/PID/stat`'s flags (include/linux/sched.h).
-const PF_KTHREAD: u32 = 0x0020_0000;
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Who a pid is right now.
 #[derive(Debug, Clone)]
@@ -16,13 +20,6 @@ pub struct Identity {
     pub start_time: u64,
 }
 
-fn open(pid: i32) -> Result<Process> {
-    if pid <= 0 {
-        return Err(Error::NoSuchProcess(format!("pid {pid}")));
-    }
-    Process::new(pid).map_err(|_| Error::NoSuchProcess(format!("pid {pid}")))
-}
-
 /// Check that `pid` is a live 64-bit user-space process other than reach
 /// itself. (Whether another tracer holds it is found when an operation
 /// needs one of its threads: it may hold only some, or only for a moment.)
@@ -30,18 +27,20 @@ pub fn check_traceable(pid: i32) -> Result<Identity> {
     if pid == std::process::id() as i32 {
         return Err(Error::OwnProcess(pid));
     }
-    let proc = open(pid)?;
-    let stat = proc
-        .stat()
-        .map_err(|_| Error::NoSuchProcess(format!("pid {pid}")))?;
-    if stat.pid != pid {
-        // A thread id: /proc/TID exists for threads too, but is not listed.
-        return Err(Error::NoSuchProcess(format!(
-            "{pid} (a thread of {}; use that pid)",
-            stat.pid
-        )));
+    if pid <= 0 {
+        return Err(Error::NoSuchProcess(format!("pid {pid}")));
     }
-    if stat.flags & PF_KTHREAD != 0 {
+    let stat = task_stat(pid, pid).ok_or_else(|| Error::NoSuchProcess(format!("pid {pid}")))?;
+    // A thread id: /proc/TID exists for threads too, but is not listed.
+    match tgid(pid) {
+        Some(tgid) if tgid != pid => {
+            return Err(Error::NoSuchProcess(format!(
+                "{pid} (a thread of {tgid}; use that pid)"
+            )));
+        }
+        _ => {}
+    }
+    if u64::from(stat.flags) & PF_KTHREAD != 0 {
         return Err(Error::KernelThread(pid));
     }
     // A zombie main thread with live threads is a main thread that called
@@ -80,22 +79,27 @@ pub struct Image([u64; 9]);
 /// The image `pid` runs now, from a live thread's `stat` (a zombie main
 /// thread shows no address space); `None` if no thread is left.
 pub fn image(pid: i32) -> Option<Image> {
-    let mut fields = task_stat(pid, pid)?;
-    if matches!(fields.first().map(String::as_str), Some("Z" | "X")) {
+    let mut stat = task_stat(pid, pid)?;
+    if matches!(stat.state, 'Z' | 'X') {
         let tid = tasks(pid).ok()?.into_iter().find(|&t| !is_gone(pid, t))?;
-        fields = task_stat(pid, tid)?;
+        stat = task_stat(pid, tid)?;
     }
-    // Field N is at index N - 3 (the list starts with the state, field 3).
-    let mut image = [0u64; 9];
-    for (slot, field) in image.iter_mut().zip([26, 27, 28, 45, 46, 47, 48, 49, 50]) {
-        *slot = fields.get(field - 3)?.parse().ok()?;
-    }
-    Some(Image(image))
+    Some(Image([
+        stat.startcode,
+        stat.endcode,
+        stat.startstack,
+        stat.start_data.unwrap_or(0),
+        stat.end_data.unwrap_or(0),
+        stat.start_brk.unwrap_or(0),
+        stat.arg_start.unwrap_or(0),
+        stat.arg_end.unwrap_or(0),
+        stat.env_start.unwrap_or(0),
+    ]))
 }
 
 /// The start time of `pid`, if it exists (field 22 of its `stat`).
 pub fn start_time(pid: i32) -> Option<u64> {
-    task_stat(pid, pid)?.get(19)?.parse().ok()
+    Some(task_stat(pid, pid)?.starttime)
 }
 
 /// The `/proc` directory that shows `pid`'s memory, descriptors and
@@ -196,18 +200,28 @@ pub fn tasks(pid: i32) -> Result<Vec<i32>> {
         .collect())
 }
 
-/// The fields of `/proc/PID/task/TID/stat` after the command name (which
-/// may contain anything, so the split is after its last ')'): the state
-/// letter first, then field 4 onwards.
-fn task_stat(pid: i32, tid: i32) -> Option<Vec<String>> {
-    let stat = read_proc(&format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    Some(rest.split_whitespace().map(str::to_string).collect())
+/// `/proc/PID/task/TID/stat`, parsed. (The command name in it may hold
+/// anything, parentheses included: procfs splits after its last `)`.)
+pub fn task_stat(pid: i32, tid: i32) -> Option<Stat> {
+    let bytes = read_proc_bytes(&format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    Stat::from_read(&bytes[..]).ok()
+}
+
+/// The `status` file in the `/proc` directory `dir` ([`dir`]), parsed.
+pub fn status_at(dir: &str) -> Option<Status> {
+    let bytes = read_proc_bytes(&format!("{dir}/status")).ok()?;
+    Status::from_read(&bytes[..]).ok()
+}
+
+/// `/proc/PID/task/TID/status`, parsed.
+pub fn task_status(pid: i32, tid: i32) -> Option<Status> {
+    let bytes = read_proc_bytes(&format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    Status::from_read(&bytes[..]).ok()
 }
 
 /// The state letter of one thread (`R`, `S`, `D`, `T`, `t`, `Z`, …).
 pub fn task_state(pid: i32, tid: i32) -> Option<char> {
-    task_stat(pid, tid)?.first()?.chars().next()
+    Some(task_stat(pid, tid)?.state)
 }
 
 /// `PF_IO_WORKER` (include/linux/sched.h): an io_uring worker, a thread of
@@ -216,12 +230,8 @@ const PF_IO_WORKER: u64 = 0x10;
 
 /// The state letter of one thread, unless it is an io_uring worker.
 pub fn user_task_state(pid: i32, tid: i32) -> Option<char> {
-    let fields = task_stat(pid, tid)?;
-    let flags: u64 = fields.get(6)?.parse().ok()?;
-    if flags & PF_IO_WORKER != 0 {
-        return None;
-    }
-    fields.first()?.chars().next()
+    let stat = task_stat(pid, tid)?;
+    (u64::from(stat.flags) & PF_IO_WORKER == 0).then_some(stat.state)
 }
 
 /// Thread `tid` of `pid` no longer runs: gone, or a zombie.
@@ -229,20 +239,9 @@ pub fn is_gone(pid: i32, tid: i32) -> bool {
     task_state(pid, tid).is_none_or(|s| matches!(s, 'Z' | 'X'))
 }
 
-/// One `Key:` line of a `status` file, parsed as `T`.
-fn status_value<T: std::str::FromStr>(path: &str, key: &str) -> Option<T> {
-    read_proc(path)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The process (thread group) `tid` belongs to.
 pub fn tgid(tid: i32) -> Option<i32> {
-    status_value(&format!("/proc/{tid}/status"), "Tgid")
+    Some(task_status(tid, tid)?.tgid)
 }
 
 /// No thread of `pid` runs any more (cheap when the leader does).
@@ -256,22 +255,14 @@ const PF_EXITING: u64 = 0x4;
 
 /// Thread `tid` of `pid` is gone, a zombie, or on its way out.
 pub fn exiting(pid: i32, tid: i32) -> bool {
-    let Some(fields) = task_stat(pid, tid) else {
-        return true;
-    };
-    // State (field 3) ... flags (field 9).
-    let state = fields.first().and_then(|s| s.chars().next());
-    let flags = fields
-        .get(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .unwrap_or(0);
-    matches!(state, Some('Z' | 'X')) || flags & PF_EXITING != 0
+    task_stat(pid, tid)
+        .is_none_or(|s| matches!(s.state, 'Z' | 'X') || u64::from(s.flags) & PF_EXITING != 0)
 }
 
 /// The seccomp mode of thread `tid` of `pid` (0 none, 1 strict, 2
 /// filter), from its `status`.
 pub fn task_seccomp(pid: i32, tid: i32) -> u32 {
-    status_value(&format!("/proc/{pid}/task/{tid}/status"), "Seccomp").unwrap_or(0)
+    task_status(pid, tid).and_then(|s| s.seccomp).unwrap_or(0)
 }
 
 /// CAP_SYS_ADMIN's bit in the capability sets (linux/capability.h).
@@ -279,37 +270,31 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 /// Whether reach itself holds CAP_SYS_ADMIN (in `CapEff`).
 pub fn has_cap_sys_admin() -> bool {
-    let me = std::process::id();
-    read_proc(&format!("/proc/{me}/status"))
-        .ok()
-        .and_then(|s| {
-            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-            u64::from_str_radix(hex.trim(), 16).ok()
-        })
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    let me = std::process::id() as i32;
+    task_status(me, me).is_some_and(|s| s.capeff & (1 << CAP_SYS_ADMIN) != 0)
 }
 
 /// The kernel function thread `tid` of `pid` waits in (`wchan`), or "?".
 pub fn task_wchan(pid: i32, tid: i32) -> String {
-    match read_proc(&format!("/proc/{pid}/task/{tid}/wchan")) {
-        Ok(w) if !w.trim().is_empty() && w.trim() != "0" => w.trim().to_string(),
-        _ => "?".into(),
-    }
+    wchan(pid, tid).unwrap_or_else(|| "?".into())
+}
+
+/// The kernel function thread `tid` of `pid` waits in, if it waits.
+pub fn wchan(pid: i32, tid: i32) -> Option<String> {
+    let w = read_proc(&format!("/proc/{pid}/task/{tid}/wchan")).ok()?;
+    let w = w.trim();
+    (!w.is_empty() && w != "0").then(|| w.to_string())
 }
 
 /// The pid tracing thread `tid` of `pid` (0: none).
 pub fn task_tracer(pid: i32, tid: i32) -> i32 {
-    status_value(&format!("/proc/{pid}/task/{tid}/status"), "TracerPid").unwrap_or(0)
+    task_status(pid, tid).map_or(0, |s| s.tracerpid)
 }
 
 /// Whether thread `tid` has a signal pending that it does not block: such
 /// a signal, not reach, is what interrupted its system call.
 pub fn has_deliverable_signal(pid: i32, tid: i32) -> bool {
-    let Ok(status) = read_proc(&format!("/proc/{pid}/task/{tid}/status")) else {
-        return false;
-    };
-    let m = Masks::parse(&status);
-    (m.pending | m.shared_pending) & !m.blocked != 0
+    task_status(pid, tid).is_some_and(|s| (s.sigpnd | s.shdpnd) & !s.sigblk != 0)
 }
 
 /// Yama's `kernel.yama.ptrace_scope`, where Yama is enabled.

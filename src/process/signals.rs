@@ -34,44 +34,28 @@ pub struct Masks {
     pub caught: u64,
 }
 
-impl Masks {
-    /// Read the `Sig*`/`ShdPnd` lines; a missing or odd line reads as 0.
-    pub fn parse(status: &str) -> Masks {
-        let mut m = Masks::default();
-        for line in status.lines() {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let slot = match key {
-                "SigPnd" => &mut m.pending,
-                "ShdPnd" => &mut m.shared_pending,
-                "SigBlk" => &mut m.blocked,
-                "SigIgn" => &mut m.ignored,
-                "SigCgt" => &mut m.caught,
-                _ => continue,
-            };
-            *slot = u64::from_str_radix(value.trim(), 16).unwrap_or(0);
+impl From<&procinfo::Status> for Masks {
+    fn from(s: &procinfo::Status) -> Masks {
+        Masks {
+            pending: s.sigpnd,
+            shared_pending: s.shdpnd,
+            blocked: s.sigblk,
+            ignored: s.sigign,
+            caught: s.sigcgt,
         }
-        m
     }
 }
 
 /// Signals 1 to 64 of `pid`.
 pub fn list(pid: i32) -> Result<Vec<Signal>> {
-    let status =
-        procinfo::read_proc(&format!("/proc/{pid}/status")).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
-            _ => Error::Proc {
-                pid,
-                msg: e.to_string(),
-            },
-        })?;
-    let process = Masks::parse(&status);
+    let status = procinfo::status_at(&format!("/proc/{pid}"))
+        .ok_or_else(|| Error::NoSuchProcess(format!("pid {pid}")))?;
+    let process = Masks::from(&status);
     let mut per_thread = Vec::new();
     for tid in procinfo::tasks(pid)? {
         // A thread that exits meanwhile blocks nothing.
-        if let Ok(s) = procinfo::read_proc(&format!("/proc/{pid}/task/{tid}/status")) {
-            per_thread.push((tid, Masks::parse(&s)));
+        if let Some(s) = procinfo::task_status(pid, tid) {
+            per_thread.push((tid, Masks::from(&s)));
         }
     }
     if per_thread.is_empty() {
@@ -154,13 +138,15 @@ pub fn signal_name(number: i32) -> String {
 mod tests {
     use super::*;
 
-    const STATUS: &str = "Name:\tx\nSigQ:\t0/1\nSigPnd:\t0000000000000000\n\
-        ShdPnd:\t0000000000000100\nSigBlk:\t0000000000010000\n\
-        SigIgn:\t0000000000001000\nSigCgt:\t0000000180000002\n";
-
     #[test]
     fn masks_by_signal() {
-        let m = Masks::parse(STATUS);
+        let m = Masks {
+            pending: 0,
+            shared_pending: 0x100,
+            blocked: 0x10000,
+            ignored: 0x1000,
+            caught: 0x1_8000_0002,
+        };
         let sigs = combine(&m, &[(10, m)]);
         let by = |name: &str| sigs.iter().find(|s| s.name == name).unwrap().clone();
         assert!(by("SIGPIPE").ignored);

@@ -261,36 +261,20 @@ pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
 pub fn list(pid: i32) -> Result<Vec<Thread>> {
     let mut threads = Vec::new();
     for tid in procinfo::tasks(pid)? {
-        let dir = format!("/proc/{pid}/task/{tid}");
-        let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
+        let Some(stat) = procinfo::task_stat(pid, tid) else {
             continue;
         };
-        let (name, state) = parse_stat(&stat).unwrap_or_else(|| ("?".into(), '?'));
-        let wchan = std::fs::read_to_string(format!("{dir}/wchan"))
-            .ok()
-            .map(|w| w.trim().to_string())
-            .filter(|w| !w.is_empty() && w != "0");
         let syscall = current_syscall(pid, tid);
         threads.push(Thread {
             tid,
-            name,
-            state,
-            wchan,
+            name: stat.comm,
+            state: stat.state,
+            wchan: procinfo::wchan(pid, tid),
             waits_on: waited_fds(pid, &syscall),
             syscall,
         });
     }
     Ok(threads)
-}
-
-/// Name and state letter from a `stat` line: `TID (NAME) S …`. The name
-/// may hold spaces and parentheses, so it ends at the last `)`.
-fn parse_stat(stat: &str) -> Option<(String, char)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?.to_string();
-    let state = stat[close + 1..].trim_start().chars().next()?;
-    Some((name, state))
 }
 
 /// The long name of a state letter, as `ps` and `/proc/PID/status` say it.
@@ -387,13 +371,6 @@ mod tests {
     #[test]
     fn unknown_numbers_get_a_name() {
         assert_eq!(syscall_name(100_000), "syscall_100000");
-    }
-
-    #[test]
-    fn stat_names_with_parentheses() {
-        let (name, state) = parse_stat("12 (a (b) c) S 1 2 3").unwrap();
-        assert_eq!(name, "a (b) c");
-        assert_eq!(state, 'S');
     }
 
     #[test]

@@ -137,9 +137,16 @@ pub const BUILTINS: &[Builtin] = &[
         register: super::fds::reg_shutdown,
     },
     Builtin {
+        name: "destroy",
+        signature: "f.destroy()",
+        summary: "abort TCP connection f with a reset (SOCK_DESTROY, like ss -K and tcpdrop); needs CAP_NET_ADMIN",
+        example: "fds().filter(|f| f.remote == \"10.0.0.7:443\")[0].destroy()",
+        register: super::fds::reg_destroy,
+    },
+    Builtin {
         name: "threads",
         signature: "threads() -> array of Thread  |  t.threads()",
-        summary: "each thread: tid, name, state, the system call it is blocked in and on which fd",
+        summary: "each thread: tid, name, state, the system call it is blocked in and the fds it waits on",
         example: "threads().filter(|t| t.syscall == \"recvfrom\")",
         register: super::fds::reg_threads,
     },

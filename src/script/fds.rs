@@ -82,11 +82,81 @@ pub fn reg_fds(engine: &mut Engine, shared: &Shared) {
             opt(f.fd.tx_queue.map(|n| n as i64))
         })
         .register_get("waiters", |f: &mut FdValue| ints(&f.fd.waiters))
+        .register_get("cookie", |f: &mut FdValue| {
+            opt(f.fd.cookie.map(|c| c as i64))
+        })
+        .register_get("rtt_ms", |f: &mut FdValue| tcp_ms(&f.fd, |t| t.rtt_us))
+        .register_get("rttvar_ms", |f: &mut FdValue| {
+            tcp_ms(&f.fd, |t| t.rttvar_us)
+        })
+        .register_get("rto_ms", |f: &mut FdValue| tcp_ms(&f.fd, |t| t.rto_us))
+        .register_get("cwnd", |f: &mut FdValue| tcp_int(&f.fd, |t| t.cwnd))
+        .register_get("unacked", |f: &mut FdValue| tcp_int(&f.fd, |t| t.unacked))
+        .register_get("retrans", |f: &mut FdValue| tcp_int(&f.fd, |t| t.retrans))
+        .register_get("retrans_total", |f: &mut FdValue| {
+            tcp_int(&f.fd, |t| t.retrans_total)
+        })
+        .register_get("last_send_ms", |f: &mut FdValue| {
+            tcp_int(&f.fd, |t| t.last_send_ms)
+        })
+        .register_get("last_recv_ms", |f: &mut FdValue| {
+            tcp_int(&f.fd, |t| t.last_recv_ms)
+        })
+        .register_get("last_ack_ms", |f: &mut FdValue| {
+            tcp_int(&f.fd, |t| t.last_ack_ms)
+        })
+        .register_get("timer", |f: &mut FdValue| opt(f.fd.timer.map(timer_text)))
+        .register_get("peer_inode", |f: &mut FdValue| {
+            opt(f.fd.peer_inode.map(|n| n as i64))
+        })
+        .register_get("peer_pid", |f: &mut FdValue| {
+            opt(f.fd.peer.as_ref().map(|p| p.pid as i64))
+        })
+        .register_get("peer_fd", |f: &mut FdValue| {
+            opt(f.fd.peer.as_ref().map(|p| p.fd as i64))
+        })
         .register_fn("to_string", |f: &mut FdValue| fd_table(&[&f.fd]))
         .register_fn("to_debug", |f: &mut FdValue| fd_table(&[&f.fd]));
     let sh = shared.clone();
     engine.register_fn("fds", move || list_fds(&current(&sh)?));
     engine.register_fn("fds", |t: &mut TargetHandle| list_fds(t));
+}
+
+/// A `tcp_info` time in microseconds as milliseconds, as `ss -i` shows it.
+fn tcp_ms(f: &Fd, field: impl Fn(&fds::TcpInfo) -> u32) -> Dynamic {
+    opt(f.tcp.as_ref().map(|t| field(t) as f64 / 1000.0))
+}
+
+fn tcp_int(f: &Fd, field: impl Fn(&fds::TcpInfo) -> u32) -> Dynamic {
+    opt(f.tcp.as_ref().map(|t| i64::from(field(t))))
+}
+
+/// `on,203ms,2` as in `ss -o`'s `timer:(on,203ms,2)`.
+fn timer_text(t: fds::SockTimer) -> String {
+    format!("{},{}ms,{}", t.kind, t.expires_ms, t.retrans)
+}
+
+/// A duration as people read it: `40ms`, `12.3s`, `7m05s`, `3h02m`.
+fn age(ms: u32) -> String {
+    let ms = u64::from(ms);
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// The REMOTE cell: the address, or for a connected unix socket its peer
+/// (`fd 7` in this process, `pid 123 (name) fd 7` in another, else the
+/// peer's inode).
+fn remote_cell(f: &Fd) -> String {
+    match (&f.peer, f.peer_inode) {
+        (Some(p), _) if p.same_process => format!("fd {}", p.fd),
+        (Some(p), _) => format!("pid {} ({}) fd {}", p.pid, p.name, p.fd),
+        (None, Some(ino)) => format!("ino {ino}"),
+        (None, None) => cell(&f.remote),
+    }
 }
 
 fn how_name(how: i64) -> String {
@@ -105,6 +175,27 @@ fn fd_label(fd: &Fd) -> String {
         (Some(p), Some(l), None) if !l.is_empty() => format!("{p} {l}"),
         _ => fd.path.clone(),
     }
+}
+
+pub fn reg_destroy(engine: &mut Engine, shared: &Shared) {
+    let sh = shared.clone();
+    engine.register_fn("destroy", move |f: &mut FdValue| -> RhaiResult<()> {
+        let pid = f.target.pid();
+        let label = super::output::escape_controls(&fd_label(&f.fd)).into_owned();
+        if sh.borrow().dry_run {
+            crate::say!(
+                "dry-run: would destroy fd {} ({label}) of pid {pid} (SOCK_DESTROY: the peer gets a reset)",
+                f.fd.fd
+            );
+            return Ok(());
+        }
+        fds::destroy(pid, &f.fd).map_err(fail)?;
+        crate::tell!(
+            "reach: destroyed fd {} ({label}) of pid {pid}: the connection was reset (SOCK_DESTROY), without stopping it",
+            f.fd.fd
+        );
+        Ok(())
+    });
 }
 
 pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
@@ -149,6 +240,7 @@ const FD_COLUMNS: &[(&str, bool)] = &[
     ("REMOTE", false),
     ("RECV-Q", true),
     ("SEND-Q", true),
+    ("LAST-RECV", true),
     ("WAITERS", false),
     ("PATH", false),
 ];
@@ -173,9 +265,13 @@ pub fn fd_table(fds: &[&Fd]) -> String {
             cell(&f.proto),
             cell(&f.state),
             cell(&f.local),
-            cell(&f.remote),
+            remote_cell(f),
             cell(&f.rx_queue),
             cell(&f.tx_queue),
+            f.tcp
+                .as_ref()
+                .filter(|_| f.remote_port.is_some_and(|p| p != 0))
+                .map_or_else(String::new, |t| age(t.last_recv_ms)),
             joined(&f.waiters),
             f.path.clone(),
         ]);
@@ -204,6 +300,22 @@ pub fn fd_json(f: &Fd) -> Value {
         "pos": f.pos,
         "flags": f.flags,
         "flag_names": f.flag_names(),
+        "cookie": f.cookie,
+        "rtt_ms": f.tcp.map(|t| t.rtt_us as f64 / 1000.0),
+        "rttvar_ms": f.tcp.map(|t| t.rttvar_us as f64 / 1000.0),
+        "rto_ms": f.tcp.map(|t| t.rto_us as f64 / 1000.0),
+        "cwnd": f.tcp.map(|t| t.cwnd),
+        "unacked": f.tcp.map(|t| t.unacked),
+        "retrans": f.tcp.map(|t| t.retrans),
+        "retrans_total": f.tcp.map(|t| t.retrans_total),
+        "last_send_ms": f.tcp.map(|t| t.last_send_ms),
+        "last_recv_ms": f.tcp.map(|t| t.last_recv_ms),
+        "last_ack_ms": f.tcp.map(|t| t.last_ack_ms),
+        "timer": f.timer.map(timer_text),
+        "peer_inode": f.peer_inode,
+        "peer_pid": f.peer.as_ref().map(|p| p.pid),
+        "peer_fd": f.peer.as_ref().map(|p| p.fd),
+        "peer_name": f.peer.as_ref().map(|p| p.name.clone()),
     })
 }
 

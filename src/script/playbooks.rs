@@ -23,6 +23,7 @@ pub const PLAYBOOKS: &[Playbook] = &[
     playbook!("reap-close-wait"),
     playbook!("ignore-sigpipe"),
     playbook!("drop"),
+    playbook!("tcpdrop"),
     playbook!("sockets"),
 ];
 

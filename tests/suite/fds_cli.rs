@@ -23,7 +23,16 @@ fn fds_prints_an_aligned_table() {
     assert_eq!(
         columns,
         [
-            "FD", "KIND", "PROTO", "STATE", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "WAITERS",
+            "FD",
+            "KIND",
+            "PROTO",
+            "STATE",
+            "LOCAL",
+            "REMOTE",
+            "RECV-Q",
+            "SEND-Q",
+            "LAST-RECV",
+            "WAITERS",
             "PATH"
         ]
     );

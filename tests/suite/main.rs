@@ -20,6 +20,7 @@ mod engine;
 mod fds_cli;
 mod fds_process;
 mod fds_sources;
+mod fds_ss;
 mod fds_waiters;
 mod fds_walk;
 mod hostile;

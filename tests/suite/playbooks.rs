@@ -66,6 +66,7 @@ fn list_names_every_playbook_with_its_summary() {
         ("reap-close-wait", "connections stuck in CLOSE_WAIT"),
         ("ignore-sigpipe", "make the process ignore SIGPIPE"),
         ("drop", "a given remote address and port"),
+        ("tcpdrop", "with a reset, like BSD's tcpdrop"),
         ("sockets", "like `ss -tanp` for one pid"),
     ] {
         assert!(
@@ -523,6 +524,17 @@ fn sockets_prints_the_socket_table_and_filters() {
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{stdout}");
     assert!(rows.iter().all(|r| r["state"] == "CLOSE_WAIT"));
+
+    // ss's spelling is accepted too; what is neither a protocol nor a
+    // state is a usage error.
+    let out = reach(&["--json", "-p", &pid, "sockets", "CLOSE-WAIT"]);
+    assert_ok(&out);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{}", out.stdout);
+    let out = reach(&["-p", &pid, "sockets", "ESTAB"]);
+    assert_ok(&out);
+    let out = reach(&["-p", &pid, "sockets", "bogus"]);
+    assert_error(&out, 2, &["BOGUS", "neither a protocol nor a socket state"]);
     assert_running(&server);
 }
 

@@ -81,3 +81,18 @@ fn a_reused_pid_is_noticed_and_the_new_process_untouched() {
     }
     panic!("could not get the same pid back in 20 attempts");
 }
+
+/// A thread id is not a pid (`/proc/TID` exists, unlisted): refused,
+/// naming the process it belongs to.
+#[test]
+fn a_thread_id_is_refused_naming_its_process() {
+    let t = Target::fixture("blocked", &[]);
+    let tid = t.num("read").to_string();
+    let out = reach(&["-p", &tid, "-e", r#"call("getpid", [])"#]);
+    assert_error(
+        &out,
+        1,
+        &[&format!("a thread of {}", t.pid), "use that pid"],
+    );
+    assert_untouched(&t);
+}

@@ -8,8 +8,10 @@ use super::listing::classify;
 use super::{Fd, FdError, Kind, ShutdownPath};
 use crate::process::target::Target;
 use crate::process::{Arg, Error, Result, procinfo};
+use crate::sys::sock_diag::{DiagError, DiagSocket, Family, Protocol};
 use crate::sys::{pidfd, socket};
 use nix::errno::Errno;
+use std::ops::ControlFlow;
 
 /// Shut socket `fd` down with `how` (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`)
 /// from outside the target: `pidfd_getfd` gives reach its own copy of the
@@ -100,4 +102,62 @@ pub fn shutdown_injected(target: &mut Target, fd: &Fd, how: i32) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Abort TCP socket `fd` of `pid` with `SOCK_DESTROY`, as `ss -K` and
+/// BSD's `tcpdrop` do: the kernel resets the connection (the peer gets an
+/// RST), a thread blocked on it wakes with ECONNABORTED, and the
+/// descriptor stays valid in the target (no number can be reused under a
+/// thread). No stop window. The socket is found again by inode in the
+/// target's network namespace, and must still have the cookie it was
+/// listed with.
+pub fn destroy(pid: i32, fd: &Fd) -> Result<()> {
+    let not_tcp = |what: String| FdError::NotTcp { fd: fd.fd, what };
+    if fd.kind != Kind::Socket {
+        return Err(not_tcp(format!("a {}", fd.kind.as_str())).into());
+    }
+    let family = match fd.proto.as_deref() {
+        Some("tcp") => Family::V4,
+        Some("tcp6") => Family::V6,
+        other => return Err(not_tcp(format!("a {} socket", other.unwrap_or("?"))).into()),
+    };
+    let dir = procinfo::dir(pid);
+    let link = std::fs::read_link(format!("{dir}/fd/{}", fd.fd))
+        .map_err(|_| FdError::Closed { pid, fd: fd.fd })?;
+    let (_, now, _) = classify(&link.to_string_lossy());
+    check_same(fd, now.unwrap_or(0))?;
+    let refused = |why: String| FdError::Destroy { fd: fd.fd, why };
+    let mut diag = DiagSocket::for_pid(pid, &dir).map_err(|e| refused(e.to_string()))?;
+    let mut found = None;
+    diag.dump_inet(family, Protocol::Tcp, |s| {
+        if Some(s.inode) == fd.inode {
+            found = Some(s);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| refused(e.to_string()))?;
+    let Some(sock) = found else {
+        return Err(
+            refused("it is in no TCP table of the kernel's (closed already)".into()).into(),
+        );
+    };
+    if fd.cookie.is_some_and(|c| c != sock.cookie) {
+        return Err(
+            refused("its socket changed since it was listed; list fds() again".into()).into(),
+        );
+    }
+    diag.destroy(&sock).map_err(|e| {
+        let why = match e {
+            DiagError::Refused(Errno::EOPNOTSUPP) => {
+                "this kernel was built without CONFIG_INET_DIAG_DESTROY".to_string()
+            }
+            DiagError::Refused(Errno::EPERM | Errno::EACCES) => {
+                "SOCK_DESTROY needs CAP_NET_ADMIN".to_string()
+            }
+            DiagError::Refused(Errno::ENOENT) => "it was closed meanwhile".to_string(),
+            e => e.to_string(),
+        };
+        refused(why).into()
+    })
 }

@@ -21,13 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// one failed lookup. `None`: list the directory.
 pub(super) fn numbers_to_try(dir: &str, fd_dir: &ProcDir) -> Option<Vec<i32>> {
     let open = fd_dir.size().ok().filter(|&n| n > 0)?;
-    let status = procinfo::read_proc(&format!("{dir}/status")).ok()?;
-    let table: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("FDSize:"))?
-        .trim()
-        .parse()
-        .ok()?;
+    let table = u64::from(procinfo::status_at(dir)?.fdsize);
     (table <= 2 * open + 256).then(|| (0..table.min(i32::MAX as u64) as i32).collect())
 }
 

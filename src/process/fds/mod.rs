@@ -20,12 +20,13 @@ mod listing;
 mod sockets;
 mod waiters;
 
-pub use actions::{shutdown, shutdown_injected};
+pub use actions::{destroy, shutdown, shutdown_injected};
 pub use listing::flag_names;
 
 use super::{Error, Result, procinfo};
 use crate::sys::procdir::ProcDir;
 use crate::sys::sock_diag::DiagError;
+pub use crate::sys::sock_diag::{SockTimer, TcpInfo};
 use listing::{Walker, fd_numbers, numbers_to_try};
 use nix::errno::Errno;
 use sockets::{EARLY_TABLES, SockRow, Tables, join_sockets};
@@ -89,8 +90,11 @@ pub struct Fd {
     pub proto: Option<String>,
     /// `stream`, `dgram`, `seqpacket`, `raw`.
     pub sock_type: Option<String>,
-    /// `ESTABLISHED`, `CLOSE_WAIT`, `LISTEN`, … (the kernel's and lsof's
-    /// spelling); `UNCONN` for an unconnected datagram socket.
+    /// `ESTABLISHED`, `CLOSE_WAIT`, `LISTEN`, … (the kernel's spelling,
+    /// as netstat and lsof show it; `ss` abbreviates and uses dashes:
+    /// `ESTAB`, `CLOSE-WAIT`); `UNCONN` for an unconnected datagram
+    /// socket; `CLOSE` for a TCP socket in no table of the kernel's (never
+    /// bound, or shut down and released).
     pub state: Option<String>,
     /// `ip:port` (`[ip6]:port`), a unix path (`@name` if abstract), …
     pub local: Option<String>,
@@ -99,11 +103,33 @@ pub struct Fd {
     pub remote_port: Option<u16>,
     /// Bytes queued to read (for LISTEN: connections waiting for accept).
     pub rx_queue: Option<u64>,
-    /// Bytes queued to send (0 for LISTEN: `/proc/net/tcp` does not show
-    /// the backlog limit that `ss` gets from sock_diag).
+    /// Bytes queued to send (for LISTEN: the backlog limit, as `ss` shows
+    /// it; 0 where only `/proc/PID/net` could be read, which lacks it).
     pub tx_queue: Option<u64>,
+    /// The kernel's cookie for the socket (sock_diag): what `destroy`
+    /// aims at.
+    pub cookie: Option<u64>,
+    /// What `ss -i` shows of a TCP socket (sock_diag only).
+    pub tcp: Option<TcpInfo>,
+    /// Its pending TCP timer, as `ss -o` shows it.
+    pub timer: Option<SockTimer>,
+    /// A connected unix socket's peer: its inode, and who holds it where
+    /// reach found it (this process or another).
+    pub peer_inode: Option<u64>,
+    pub peer: Option<Peer>,
     /// Threads blocked in a system call on this descriptor.
     pub waiters: Vec<i32>,
+}
+
+/// Where the other end of a unix socket is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub fd: i32,
+    /// The holder's `comm`.
+    pub name: String,
+    /// The holder is the process listed.
+    pub same_process: bool,
 }
 
 impl Fd {
@@ -126,6 +152,11 @@ impl Fd {
             remote_port: None,
             rx_queue: None,
             tx_queue: None,
+            cookie: None,
+            tcp: None,
+            timer: None,
+            peer_inode: None,
+            peer: None,
             waiters: Vec::new(),
         }
     }
@@ -145,6 +176,9 @@ impl Fd {
         self.remote_port = s.remote_port;
         self.rx_queue = s.rx_queue;
         self.tx_queue = s.tx_queue;
+        self.cookie = s.cookie;
+        self.tcp = s.tcp;
+        self.timer = s.timer;
     }
 }
 
@@ -166,6 +200,10 @@ pub enum FdError {
     Injected { fd: i32, errno: Option<i32> },
     #[error("socket details by sock_diag: {0}")]
     SockDiag(#[from] DiagError),
+    #[error("fd {fd} is {what}, not a TCP connection: only TCP sockets can be destroyed")]
+    NotTcp { fd: i32, what: String },
+    #[error("cannot destroy fd {fd}: {why}; nothing was changed")]
+    Destroy { fd: i32, why: String },
 }
 
 /// Where TCP and UDP socket details come from.

@@ -7,15 +7,17 @@
 //! `/proc/PID/net/…`; both give the same fields. Tables are read in order
 //! of how common they are and only until every socket is found.
 
-use super::{Fd, Kind, SocketSource};
-use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock};
+use super::{Fd, Kind, Peer, SocketSource};
+use crate::process::procinfo;
+use crate::sys::sock_diag::{self, DiagError, DiagSocket, InetSock, SockTimer, TcpInfo, UnixSock};
 use crate::sys::socket;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// One row of a socket table, as the Fd fields want it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub(super) struct SockRow {
     pub(super) remote_port: Option<u16>,
     pub(super) rx_queue: Option<u64>,
     pub(super) tx_queue: Option<u64>,
+    pub(super) cookie: Option<u64>,
+    pub(super) tcp: Option<TcpInfo>,
+    pub(super) timer: Option<SockTimer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +191,28 @@ impl Tables {
         Ok(read_table(&self.dir, spec.file, abandon).map(|text| Table::index(spec.format, text)))
     }
 
+    /// The namespace's unix sockets, with their peers and queues, by
+    /// inode: only sock_diag has them (`/proc/net/unix` has neither), so
+    /// `None` where it cannot be had.
+    fn unix_dump(&mut self) -> Option<HashMap<u64, UnixSock>> {
+        if let Diag::NotYet = self.diag {
+            self.diag = match DiagSocket::for_pid(self.pid, &self.dir) {
+                Ok(socket) => Diag::Open(socket),
+                Err(_) => Diag::Unavailable,
+            };
+        }
+        let Diag::Open(socket) = &mut self.diag else {
+            return None;
+        };
+        let mut socks = HashMap::new();
+        socket
+            .dump_unix(|u| {
+                socks.insert(u.inode, u);
+            })
+            .ok()?;
+        Some(socks)
+    }
+
     /// A sock_diag dump indexed by inode; `Ok(None)` if sock_diag is not
     /// to be used.
     fn dump(
@@ -263,15 +290,137 @@ pub(super) fn join_sockets(
         }
         wanted = missing;
     }
-    // Sockets in no table (a protocol without one, or gone meanwhile):
-    // the kernel still knows each one's protocol name.
+    // Sockets in no table: the kernel still knows each one's protocol
+    // name. A TCP socket in none is closed (never bound, or shut down and
+    // let go of by the kernel: only hashed sockets are listed), a UDP one
+    // unbound; of others nothing is known.
     for (_, i) in wanted {
         let f = &mut fds[i];
         let name = socket::protocol_name(Path::new(&format!("{dir}/fd/{}", f.fd)));
-        f.proto = Some(name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n)));
-        f.state = Some("?".into());
+        let proto = name.map_or_else(|| "?".to_string(), |n| proto_from_xattr(&n));
+        f.state = Some(
+            match proto.as_str() {
+                "tcp" | "tcp6" => "CLOSE",
+                "udp" | "udp6" => "UNCONN",
+                _ => UNKNOWN,
+            }
+            .into(),
+        );
+        f.proto = Some(proto);
     }
+    add_unix_peers(fds, &mut tables);
     Ok(())
+}
+
+/// Unix sockets' peers and queues, from sock_diag; each peer's holder
+/// where it is found: among the target's own descriptors, else among
+/// every process's (as `ss -xp` does, within a bound).
+fn add_unix_peers(fds: &mut [Fd], tables: &mut Tables) {
+    let unix: Vec<usize> = (0..fds.len())
+        .filter(|&i| fds[i].proto.as_deref() == Some("unix"))
+        .collect();
+    if unix.is_empty() {
+        return;
+    }
+    let Some(socks) = tables.unix_dump() else {
+        return;
+    };
+    for &i in &unix {
+        let f = &mut fds[i];
+        let Some(u) = f.inode.and_then(|ino| socks.get(&ino)) else {
+            continue;
+        };
+        f.peer_inode = u.peer;
+        // For a listener: waiting connections and the backlog limit.
+        f.rx_queue = u.rqueue.map(u64::from).or(f.rx_queue);
+        f.tx_queue = u.wqueue.map(u64::from).or(f.tx_queue);
+    }
+    let pid = tables.pid;
+    let own: HashMap<u64, i32> = fds
+        .iter()
+        .filter(|f| f.kind == Kind::Socket)
+        .filter_map(|f| Some((f.inode?, f.fd)))
+        .collect();
+    let name = procinfo::comm(pid).unwrap_or_default();
+    let mut elsewhere = HashSet::new();
+    for &i in &unix {
+        let Some(peer) = fds[i].peer_inode else {
+            continue;
+        };
+        match own.get(&peer) {
+            Some(&fd) => {
+                fds[i].peer = Some(Peer {
+                    pid,
+                    fd,
+                    name: name.clone(),
+                    same_process: true,
+                })
+            }
+            None => {
+                elsewhere.insert(peer);
+            }
+        }
+    }
+    if elsewhere.is_empty() {
+        return;
+    }
+    let holders = socket_holders(elsewhere, pid);
+    for &i in &unix {
+        if let Some(holder) = fds[i].peer_inode.and_then(|p| holders.get(&p)) {
+            fds[i].peer = Some(holder.clone());
+        }
+    }
+}
+
+/// The most descriptor links read, and the longest time taken, looking
+/// for the holders of sockets among every process.
+const HOLDER_LINKS: usize = 200_000;
+const HOLDER_TIME: Duration = Duration::from_secs(1);
+
+/// Who holds each socket of `inodes` (a process other than `skip`):
+/// `/proc/*/fd` read until every one is found, or the bound is reached;
+/// those not found are left out.
+fn socket_holders(mut inodes: HashSet<u64>, skip: i32) -> HashMap<u64, Peer> {
+    let deadline = Instant::now() + HOLDER_TIME;
+    let mut found = HashMap::new();
+    let mut links = 0;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for pid in procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        if inodes.is_empty() || links > HOLDER_LINKS || Instant::now() > deadline {
+            break;
+        }
+        if pid == skip {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            links += 1;
+            let Ok(link) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let inode = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
+            let Some(inode) = inode.filter(|i| inodes.remove(i)) else {
+                continue;
+            };
+            let fd = entry.file_name().to_str().and_then(|n| n.parse().ok());
+            found.insert(
+                inode,
+                Peer {
+                    pid,
+                    fd: fd.unwrap_or(-1),
+                    name: procinfo::comm(pid).unwrap_or_default(),
+                    same_process: false,
+                },
+            );
+        }
+    }
+    found
 }
 
 /// `TCPv6` → `tcp6`, `NETLINK` → `netlink`, `UNIX-STREAM` → `unix`.
@@ -383,6 +532,9 @@ fn unknown_row(proto: &'static str) -> SockRow {
         remote_port: None,
         rx_queue: None,
         tx_queue: None,
+        cookie: None,
+        tcp: None,
+        timer: None,
     }
 }
 
@@ -414,7 +566,6 @@ fn inet_row(proto: &'static str, tcp: bool, sock_type: &'static str, w: &[&str])
 /// and net/ipv4/tcp_ipv4.c `get_tcp4_sock` read the same fields; likewise
 /// udp_diag.c and udp.c).
 fn diag_row(proto: &'static str, tcp: bool, sock_type: &'static str, s: &InetSock) -> SockRow {
-    const TCP_LISTEN: u8 = 10;
     let (local, remote) = (unmapped(s.local), unmapped(s.remote));
     SockRow {
         proto,
@@ -425,13 +576,11 @@ fn diag_row(proto: &'static str, tcp: bool, sock_type: &'static str, s: &InetSoc
         local_port: Some(local.port()),
         remote_port: Some(remote.port()),
         rx_queue: Some(u64::from(s.rqueue)),
-        // For a listener sock_diag gives the backlog limit here, where
-        // /proc/net/tcp (and so this field, as documented) shows 0.
-        tx_queue: Some(if tcp && s.state == TCP_LISTEN {
-            0
-        } else {
-            u64::from(s.wqueue)
-        }),
+        // For a listener, the backlog limit (where /proc/net/tcp shows 0).
+        tx_queue: Some(u64::from(s.wqueue)),
+        cookie: Some(s.cookie),
+        tcp: s.tcp,
+        timer: s.timer,
     }
 }
 
