@@ -105,7 +105,11 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
                     reach::say!("{text}");
                 }
             }
-            Err(e) => show_error(&input, &engine::runtime_message(&e, Some("")), e.position()),
+            Err(e) => show_error(
+                &input,
+                &engine::runtime_message(&engine, &e, Some("")),
+                e.position(),
+            ),
         }
         if leave {
             signalled = true;
@@ -130,10 +134,10 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
     if let Some(t) = current {
         t.0.borrow_mut()
             .thaw()
-            .map_err(|e| ScriptError::Runtime(e.to_string()))?;
+            .map_err(|e| ScriptError::Failed(e.to_string()))?;
     }
     if signalled {
-        return Err(ScriptError::Runtime(
+        return Err(ScriptError::Failed(
             "left the session on SIGTERM or SIGHUP; every target was released".into(),
         ));
     }
@@ -191,11 +195,11 @@ impl Terminal {
         let thread = std::thread::Builder::new()
             .name("reach-terminal".into())
             .spawn(move || terminal_thread(history, asked, tell))
-            .map_err(|e| ScriptError::Runtime(format!("cannot start the terminal: {e}")))?;
+            .map_err(|e| ScriptError::Failed(format!("cannot start the terminal: {e}")))?;
         let tid = match told.recv() {
             Ok(Told::Started(tid)) => tid,
-            Ok(Told::Read(Read::Failed(e))) => return Err(ScriptError::Runtime(e)),
-            _ => return Err(ScriptError::Runtime("cannot start the terminal".into())),
+            Ok(Told::Read(Read::Failed(e))) => return Err(ScriptError::Failed(e)),
+            _ => return Err(ScriptError::Failed("cannot start the terminal".into())),
         };
         Ok(Terminal {
             ask: Some(ask),

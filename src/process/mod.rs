@@ -29,7 +29,7 @@ pub use target::{Settings, Target};
 pub enum Error {
     #[error("no such process: {0}")]
     NoSuchProcess(String),
-    #[error("{0} processes match {1:?}: {2}; pass a pid with -p")]
+    #[error("{0} processes match {1:?}: {2}; pass one pid with -p, or --all for every one")]
     AmbiguousName(usize, String, String),
     #[error("pid {0} is a zombie: it has exited and waits for its parent to reap it")]
     Zombie(i32),

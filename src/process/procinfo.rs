@@ -323,63 +323,138 @@ pub fn permission_hint() -> String {
     hint
 }
 
-/// Every process but reach itself, as (pid, comm, command line with NULs).
+/// Every process but reach itself and the processes it runs under (its
+/// shell, sudo: their command lines hold reach's own arguments), as
+/// (pid, comm, command line with NULs), in pid order.
 fn other_processes() -> impl Iterator<Item = (i32, String, Vec<u8>)> {
     let me = std::process::id() as i32;
-    std::fs::read_dir("/proc")
+    let mut ancestors = Vec::new();
+    let mut pid = me;
+    while pid > 1 && ancestors.len() < 64 {
+        let Some(stat) = task_stat(pid, pid) else {
+            break;
+        };
+        pid = stat.ppid;
+        ancestors.push(pid);
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(move |&pid| pid != me)
-        .filter_map(|pid| {
-            let name = comm(pid)?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            Some((pid, name, cmdline))
+        .filter(|pid| *pid != me && !ancestors.contains(pid))
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().filter_map(|pid| {
+        let name = comm(pid)?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        Some((pid, name, cmdline))
+    })
+}
+
+/// How `-p NAME` picks processes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Matching {
+    /// The exact name: `comm`, or the file name of argv[0].
+    Name,
+    /// A substring of the command line, as `pgrep -f` (or the exact name).
+    CommandLine,
+}
+
+/// A process that matched, with its command line as one line of text.
+#[derive(Clone, Debug)]
+pub struct Match {
+    pub pid: i32,
+    pub cmdline: String,
+}
+
+impl std::fmt::Display for Match {
+    /// `1234 (python3 leaky.py)`: the command line cut at 60 characters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text: String = self.cmdline.chars().take(60).collect();
+        if text.len() < self.cmdline.len() {
+            text.push('…');
+        }
+        write!(f, "{} ({text})", self.pid)
+    }
+}
+
+/// Every process `pattern` matches, in pid order, reach and its ancestors
+/// excluded.
+pub fn matching(pattern: &str, how: Matching) -> Vec<Match> {
+    let basename = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    other_processes()
+        .filter_map(|(pid, comm, cmdline)| {
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let argv0 = String::from_utf8_lossy(argv0);
+            let line = String::from_utf8_lossy(&cmdline)
+                .trim_end_matches('\0')
+                .replace('\0', " ");
+            let named = comm == pattern || (!argv0.is_empty() && basename(&argv0) == pattern);
+            let hit = named || (how == Matching::CommandLine && line.contains(pattern));
+            hit.then(|| Match {
+                pid,
+                cmdline: if line.is_empty() {
+                    format!("[{comm}]")
+                } else {
+                    line
+                },
+            })
         })
+        .collect()
 }
 
 /// Every process whose name or command line matches `pattern` (a substring
 /// of the command line, or the exact name), reach itself excluded.
 pub fn pgrep(pattern: &str) -> Vec<i32> {
-    let mut pids: Vec<i32> = other_processes()
-        .filter(|(_, name, cmdline)| {
-            name == pattern || {
-                let cmdline = String::from_utf8_lossy(cmdline).replace('\0', " ");
-                !cmdline.is_empty() && cmdline.contains(pattern)
-            }
-        })
-        .map(|(pid, ..)| pid)
-        .collect();
-    pids.sort_unstable();
-    pids
+    matching(pattern, Matching::CommandLine)
+        .into_iter()
+        .map(|m| m.pid)
+        .collect()
+}
+
+/// `a (cmd), b (cmd), …`: at most ten, escaped for a terminal.
+pub fn listed(matches: &[Match]) -> String {
+    let mut text = matches
+        .iter()
+        .take(10)
+        .map(|m| crate::script::output::escape_controls(&m.to_string()).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if matches.len() > 10 {
+        text.push_str(&format!(", and {} more", matches.len() - 10));
+    }
+    text
+}
+
+/// The one process `pattern` matches (see [`Matching`]).
+pub fn find_one(pattern: &str, how: Matching) -> Result<i32> {
+    let matches = matching(pattern, how);
+    match matches.as_slice() {
+        [] if how == Matching::Name => {
+            let near = matching(pattern, Matching::CommandLine);
+            Err(Error::NoSuchProcess(if near.is_empty() {
+                format!("no process is named {pattern:?}")
+            } else {
+                format!(
+                    "no process is named {pattern:?}, but command lines contain it: {}; -f matches command lines",
+                    listed(&near)
+                )
+            }))
+        }
+        [] => Err(Error::NoSuchProcess(format!(
+            "no process's name or command line contains {pattern:?}"
+        ))),
+        [one] => Ok(one.pid),
+        many => Err(Error::AmbiguousName(
+            many.len(),
+            pattern.to_string(),
+            listed(many),
+        )),
+    }
 }
 
 /// The one process called exactly `name` (its `comm`, or the file name of
 /// its executable or argv[0]).
 pub fn find_by_name(name: &str) -> Result<i32> {
-    let basename = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-    let mut matches: Vec<i32> = other_processes()
-        .filter(|(_, comm, cmdline)| {
-            comm == name || {
-                let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-                !argv0.is_empty() && basename(&String::from_utf8_lossy(argv0)) == name
-            }
-        })
-        .map(|(pid, ..)| pid)
-        .collect();
-    matches.sort_unstable();
-    match matches.as_slice() {
-        [] => Err(Error::NoSuchProcess(format!(
-            "no process is named {name:?}"
-        ))),
-        [pid] => Ok(*pid),
-        many => Err(Error::AmbiguousName(
-            many.len(),
-            name.to_string(),
-            many.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )),
-    }
+    find_one(name, Matching::Name)
 }

@@ -3,6 +3,7 @@
 //! they cannot drift apart.
 
 use super::args::{describe, to_args, type_name};
+use super::report::Action;
 use super::{Session, Shared, TargetHandle};
 use crate::process::{self, Target, procinfo};
 use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, Module, Position};
@@ -135,6 +136,13 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "shut socket f down from outside the target (pidfd_getfd; an injected call where unavailable)",
         example: "fds().filter(|f| f.remote == \"10.0.0.7:443\")[0].shutdown(SHUT_RDWR)",
         register: super::fds::reg_shutdown,
+    },
+    Builtin {
+        name: "is_to",
+        signature: "f.is_to(remote) -> bool",
+        summary: "is socket f connected to remote: host:port, a host or :port (a malformed address is an error)",
+        example: "fds().filter(|f| f.is_to(\":443\"))",
+        register: super::fds::reg_is_to,
     },
     Builtin {
         name: "destroy",
@@ -284,9 +292,7 @@ pub fn fail(e: process::Error) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into()
 }
 
-fn usage(msg: String) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into()
-}
+use super::engine::usage_error as usage;
 
 /// The current target, or an error saying how to get one.
 pub(super) fn current(shared: &Shared) -> RhaiResult<TargetHandle> {
@@ -360,16 +366,22 @@ fn reg_detach(engine: &mut Engine, shared: &Shared) {
 
 fn do_call(t: &mut Target, s: &Session, name: &str, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("call", args).map_err(usage)?;
-    if s.dry_run {
-        let addr = t.sym(name).map_err(fail)?;
-        crate::say!(
-            "dry-run: would call {name}({}) at {addr:#x} in pid {}",
-            describe(args),
-            t.pid()
-        );
-        return Ok(0);
-    }
-    t.call(name, &converted).map_err(fail)
+    let addr = t.sym(name).map_err(fail)?;
+    let result = if s.dry_run {
+        None
+    } else {
+        Some(t.call(name, &converted).map_err(fail)?)
+    };
+    let what = format!("{name}({}) at {addr:#x} in pid {}", describe(args), t.pid());
+    s.record(
+        Action::new("call", t.pid(), !s.dry_run)
+            .with("function", name)
+            .with("address", format!("{addr:#x}"))
+            .with("args", describe(args))
+            .with("result", result)
+            .told("", &format!("call {what}")),
+    );
+    Ok(result.unwrap_or_default())
 }
 
 fn reg_call(engine: &mut Engine, shared: &Shared) {
@@ -449,15 +461,25 @@ fn syscall_number(name: &str) -> RhaiResult<u64> {
 
 fn do_syscall(t: &mut Target, s: &Session, what: &str, nr: u64, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("syscall", args).map_err(usage)?;
-    if s.dry_run {
-        crate::say!(
-            "dry-run: would make system call {what}({}) (nr {nr}) in pid {}",
-            describe(args),
-            t.pid()
-        );
-        return Ok(0);
-    }
-    t.syscall(what, nr, &converted).map_err(fail)
+    let result = if s.dry_run {
+        None
+    } else {
+        Some(t.syscall(what, nr, &converted).map_err(fail)?)
+    };
+    let call = format!(
+        "system call {what}({}) (nr {nr}) in pid {}",
+        describe(args),
+        t.pid()
+    );
+    s.record(
+        Action::new("syscall", t.pid(), !s.dry_run)
+            .with("name", what)
+            .with("nr", nr)
+            .with("args", describe(args))
+            .with("result", result)
+            .told("", &format!("make {call}")),
+    );
+    Ok(result.unwrap_or_default())
 }
 
 fn reg_syscall(engine: &mut Engine, shared: &Shared) {
@@ -532,15 +554,17 @@ fn mapping_value(m: process::maps::Mapping) -> Dynamic {
 }
 
 fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {
-    if s.dry_run {
-        crate::say!(
-            "dry-run: would write {} bytes at {addr:#x} in pid {}",
-            data.len(),
-            t.pid()
-        );
-        return Ok(());
+    if !s.dry_run {
+        t.write(addr as u64, data).map_err(fail)?;
     }
-    t.write(addr as u64, data).map_err(fail)
+    let what = format!("{} bytes at {addr:#x} in pid {}", data.len(), t.pid());
+    s.record(
+        Action::new("write", t.pid(), !s.dry_run)
+            .with("address", format!("{addr:#x}"))
+            .with("bytes", data.len())
+            .told("", &format!("write {what}")),
+    );
+    Ok(())
 }
 
 fn reg_write(engine: &mut Engine, shared: &Shared) {
@@ -569,7 +593,8 @@ fn reg_status(engine: &mut Engine, shared: &Shared) {
 fn reg_freeze(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "freeze", |t, s| {
         if s.dry_run {
-            crate::say!("dry-run: would stop every thread of pid {}", t.pid());
+            let what = format!("stop every thread of pid {}", t.pid());
+            s.record(Action::new("freeze", t.pid(), false).told("", &what));
             return Ok(());
         }
         t.freeze().map_err(fail)

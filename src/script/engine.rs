@@ -6,20 +6,100 @@ use crate::sys::interrupt;
 use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, Token};
 
 /// An error from running a script, sorted by the exit status it deserves.
-#[derive(Debug)]
+/// The message may end with a hint line (starting "hint").
+#[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    /// The script does not parse: a usage error (exit 2).
-    Syntax(String),
-    /// The script raised an error or an operation failed (exit 1).
-    Runtime(String),
+    /// Wrong input, and nothing was done because of it: a script that does
+    /// not parse, an unknown function, field or argument (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The script raised an error or an operation on the target failed
+    /// (exit 1).
+    #[error("{0}")]
+    Failed(String),
 }
 
-impl std::fmt::Display for ScriptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ScriptError {
+    /// 2 for usage errors, 1 for failures: what `reach` exits with.
+    pub fn exit_status(&self) -> u8 {
         match self {
-            ScriptError::Syntax(m) | ScriptError::Runtime(m) => f.write_str(m),
+            ScriptError::Usage(_) => 2,
+            ScriptError::Failed(_) => 1,
         }
     }
+
+    /// "usage" or "failed": the kind as `--json` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScriptError::Usage(_) => "usage",
+            ScriptError::Failed(_) => "failed",
+        }
+    }
+
+    /// The message without its hint line, and the hint.
+    pub fn parts(&self) -> (&str, Option<&str>) {
+        let (ScriptError::Usage(m) | ScriptError::Failed(m)) = self;
+        match m.rsplit_once('\n') {
+            Some((body, hint)) if hint.starts_with("hint") => (body, Some(hint)),
+            _ => (m, None),
+        }
+    }
+}
+
+/// An error a builtin raises when it was given what it cannot take (a
+/// length out of range, an unknown name): a usage error, exit 2. Scripts
+/// see it as its message.
+#[derive(Debug, Clone)]
+pub struct Usage(pub String);
+
+/// A usage error as a Rhai error.
+pub fn usage_error(msg: String) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(Usage(msg)), Position::NONE).into()
+}
+
+/// Is `e` a usage error? The one place that knows: a builtin's [`Usage`],
+/// a playbook's `throw "usage: …"` (the convention of `scripts/`), an
+/// unknown function or field, or a value of the wrong type.
+fn is_usage(e: &EvalAltResult) -> bool {
+    match e.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(value, _) => {
+            value.is::<Usage>()
+                || value
+                    .read_lock::<rhai::ImmutableString>()
+                    .is_some_and(|s| s.starts_with("usage: "))
+        }
+        EvalAltResult::ErrorFunctionNotFound(..)
+        | EvalAltResult::ErrorPropertyNotFound(..)
+        | EvalAltResult::ErrorVariableNotFound(..)
+        | EvalAltResult::ErrorIndexNotFound(..)
+        | EvalAltResult::ErrorMismatchDataType(..)
+        | EvalAltResult::ErrorMismatchOutputType(..)
+        | EvalAltResult::ErrorModuleNotFound(..) => true,
+        EvalAltResult::ErrorDotExpr(msg, _) => msg.starts_with("Unknown property"),
+        _ => false,
+    }
+}
+
+/// A map has no field `prop`: say which it has (a usage error), and which
+/// one was meant when only the case differs.
+fn missing_field(map: &rhai::Map, prop: &str) -> Box<EvalAltResult> {
+    let mut names: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    let meant = names.iter().find(|n| n.eq_ignore_ascii_case(prop));
+    let msg = match meant {
+        Some(m) => format!("no field {prop:?} here; did you mean {m}?"),
+        None if names.len() > 24 => format!(
+            "no field {prop:?} here; the fields are {}, … ({} in all)",
+            names[..24].join(", "),
+            names.len()
+        ),
+        None if names.is_empty() => format!("no field {prop:?} here: the map is empty"),
+        None => format!(
+            "no field {prop:?} here; the fields are {}",
+            names.join(", ")
+        ),
+    };
+    usage_error(msg)
 }
 
 /// The largest string, blob, array or map a script may make (64 Mi bytes
@@ -37,6 +117,13 @@ pub fn new_engine(shared: &Shared) -> Engine {
         .set_max_array_size(LIMIT)
         .set_max_map_size(LIMIT)
         .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    // `m.typo` is an error naming the fields there are, not a silent ();
+    // `"x" in m` tests for a field.
+    engine.on_map_missing_property(|map, prop, _| Err(missing_field(map, prop)));
+    engine
+        .register_type_with_name::<Usage>("UsageError")
+        .register_fn("to_string", |u: &mut Usage| u.0.clone())
+        .register_fn("to_debug", |u: &mut Usage| u.0.clone());
     builtins::register(&mut engine, shared);
     // `call` is special to Rhai (function pointers); give the name to
     // remote calls at the token level, so strings are never touched.
@@ -58,7 +145,7 @@ pub fn new_engine(shared: &Shared) -> Engine {
         }
         interrupt::pending().map(|sig| Dynamic::from(sig as i64))
     });
-    engine.on_print(|s| crate::say!("{s}"));
+    engine.on_print(super::report::narrate);
     engine.on_debug(|s, _, pos| crate::tell!("{pos:?}: {s}"));
     engine
 }
@@ -84,7 +171,7 @@ pub fn set_target(shared: &Shared, pid: i32) -> Result<TargetHandle, ScriptError
         if let Some(h) = e.hint() {
             msg = format!("{msg}\n{h}");
         }
-        ScriptError::Runtime(msg)
+        ScriptError::Failed(msg)
     })?;
     let handle = TargetHandle(std::rc::Rc::new(std::cell::RefCell::new(target)));
     let session: &mut Session = &mut shared.borrow_mut();
@@ -101,7 +188,7 @@ pub fn run(
 ) -> Result<Dynamic, ScriptError> {
     let ast = engine
         .compile_with_scope(scope, source)
-        .map_err(|e| ScriptError::Syntax(syntax_message(&e, origin)))?;
+        .map_err(|e| ScriptError::Usage(syntax_message(&e, origin)))?;
     // A one-line -e needs no position on a runtime error.
     let runtime_origin = match origin {
         None if !source.contains('\n') => Some(""),
@@ -109,7 +196,17 @@ pub fn run(
     };
     engine
         .eval_ast_with_scope::<Dynamic>(scope, &ast)
-        .map_err(|e| ScriptError::Runtime(runtime_message(&e, runtime_origin)))
+        .map_err(|e| script_error(engine, &e, runtime_origin))
+}
+
+/// A Rhai error as reach's, with its kind.
+pub fn script_error(engine: &Engine, e: &EvalAltResult, origin: Option<&str>) -> ScriptError {
+    let msg = runtime_message(engine, e, origin);
+    if is_usage(e) {
+        ScriptError::Usage(msg)
+    } else {
+        ScriptError::Failed(msg)
+    }
 }
 
 fn at(pos: Position, origin: Option<&str>) -> String {
@@ -130,11 +227,17 @@ pub fn syntax_message(e: &ParseError, origin: Option<&str>) -> String {
 }
 
 /// One line saying what went wrong and where (plus a hint line if any).
-pub fn runtime_message(e: &EvalAltResult, origin: Option<&str>) -> String {
+pub fn runtime_message(engine: &Engine, e: &EvalAltResult, origin: Option<&str>) -> String {
     let inner = e.unwrap_inner();
     let pos = inner.position();
     let text = match inner {
-        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Usage>() {
+            Some(u) => u.0.clone(),
+            None => value.to_string(),
+        },
+        EvalAltResult::ErrorDotExpr(msg, _) if msg.starts_with("Unknown property") => {
+            unknown_field(engine, msg)
+        }
         EvalAltResult::ErrorModuleNotFound(name, _) => format!(
             "import {name:?}: scripts cannot import modules; they get reach's builtins and Rhai's standard library"
         ),
@@ -160,6 +263,31 @@ pub fn runtime_message(e: &EvalAltResult, origin: Option<&str>) -> String {
         Some((first, hint)) => format!("{first}{}\n{hint}", at(pos, origin)),
         None => format!("{text}{}", at(pos, origin)),
     }
+}
+
+/// "Unknown property 'x' - a getter is not registered for type 'Fd'" as
+/// reach says it: with the fields the type has.
+fn unknown_field(engine: &Engine, rhai_msg: &str) -> String {
+    let quoted: Vec<&str> = rhai_msg.split('\'').collect();
+    let (Some(prop), Some(ty)) = (quoted.get(1), quoted.get(3)) else {
+        return rhai_msg.to_string();
+    };
+    let param = format!("(_: &mut {ty})");
+    let mut fields: Vec<String> = engine
+        .gen_fn_signatures(false)
+        .into_iter()
+        .filter(|sig| sig.contains(&param))
+        .filter_map(|sig| Some(sig.strip_prefix("get$")?.split('(').next()?.to_string()))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    if fields.is_empty() {
+        return format!("{ty} has no field {prop:?}");
+    }
+    format!(
+        "{ty} has no field {prop:?}; its fields are {}",
+        fields.join(", ")
+    )
 }
 
 /// Messages speak of `call`, not its internal name.

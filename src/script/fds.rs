@@ -3,6 +3,7 @@
 //! tables for people, objects with the same fields for `--json`).
 
 use super::builtins::{RhaiResult, current, fail};
+use super::report::Action;
 use super::table::Table;
 use super::{Shared, TargetHandle};
 use crate::process::fds::{self, Fd};
@@ -122,6 +123,15 @@ pub fn reg_fds(engine: &mut Engine, shared: &Shared) {
     engine.register_fn("fds", |t: &mut TargetHandle| list_fds(t));
 }
 
+/// `f.is_to("10.0.0.7:443")`: is f a connection to that remote end (host:
+/// port, host or :port)? A malformed filter is a usage error.
+pub fn reg_is_to(engine: &mut Engine, _shared: &Shared) {
+    engine.register_fn("is_to", |f: &mut FdValue, want: &str| -> RhaiResult<bool> {
+        let filter = super::addr::parse(want).map_err(super::engine::usage_error)?;
+        Ok(f.fd.remote.as_deref().is_some_and(|r| filter.matches(r)))
+    });
+}
+
 /// A `tcp_info` time in microseconds as milliseconds, as `ss -i` shows it.
 fn tcp_ms(f: &Fd, field: impl Fn(&fds::TcpInfo) -> u32) -> Dynamic {
     opt(f.tcp.as_ref().map(|t| field(t) as f64 / 1000.0))
@@ -177,22 +187,36 @@ fn fd_label(fd: &Fd) -> String {
     }
 }
 
+/// An action on socket `f`: its fd and addresses, as the document lists them.
+fn fd_action(action: &str, f: &FdValue, changed: bool) -> Action {
+    Action::new(action, f.target.pid(), changed)
+        .with("fd", f.fd.fd)
+        .with("proto", f.fd.proto.clone())
+        .with("local", f.fd.local.clone())
+        .with("remote", f.fd.remote.clone())
+        .with("state", f.fd.state.clone())
+}
+
 pub fn reg_destroy(engine: &mut Engine, shared: &Shared) {
     let sh = shared.clone();
     engine.register_fn("destroy", move |f: &mut FdValue| -> RhaiResult<()> {
         let pid = f.target.pid();
         let label = super::output::escape_controls(&fd_label(&f.fd)).into_owned();
-        if sh.borrow().dry_run {
-            crate::say!(
-                "dry-run: would destroy fd {} ({label}) of pid {pid} (SOCK_DESTROY: the peer gets a reset)",
-                f.fd.fd
-            );
-            return Ok(());
+        let dry_run = sh.borrow().dry_run;
+        if !dry_run {
+            fds::destroy(pid, &f.fd).map_err(fail)?;
         }
-        fds::destroy(pid, &f.fd).map_err(fail)?;
-        crate::tell!(
-            "reach: destroyed fd {} ({label}) of pid {pid}: the connection was reset (SOCK_DESTROY), without stopping it",
-            f.fd.fd
+        let what = format!("destroy fd {} ({label}) of pid {pid}", f.fd.fd);
+        sh.borrow().record(
+            fd_action("destroy", f, !dry_run)
+                .with("how", "SOCK_DESTROY")
+                .told(
+                    &format!(
+                        "destroyed fd {} ({label}) of pid {pid}: the connection was reset (SOCK_DESTROY), without stopping it",
+                        f.fd.fd
+                    ),
+                    &format!("{what} (SOCK_DESTROY: the peer gets a reset)"),
+                ),
         );
         Ok(())
     });
@@ -204,27 +228,36 @@ pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
         "shutdown",
         move |f: &mut FdValue, how: i64| -> RhaiResult<i64> {
             let pid = f.target.pid();
-            if sh.borrow().dry_run {
-                crate::say!(
-                    "dry-run: would shut down fd {} ({}) of pid {pid} with {}",
-                    f.fd.fd,
-                    fd_label(&f.fd),
-                    how_name(how)
-                );
-                return Ok(0);
-            }
-            let path = fds::shutdown(&mut f.target.0.borrow_mut(), &f.fd, how).map_err(fail)?;
-            let how_taken = match path {
-                fds::ShutdownPath::Pidfd => "through pidfd_getfd, without stopping it",
-                fds::ShutdownPath::InjectedCall => {
-                    "through an injected shutdown() call (pidfd_getfd is unavailable)"
-                }
+            let label = super::output::escape_controls(&fd_label(&f.fd)).into_owned();
+            let dry_run = sh.borrow().dry_run;
+            let path = if dry_run {
+                None
+            } else {
+                Some(fds::shutdown(&mut f.target.0.borrow_mut(), &f.fd, how).map_err(fail)?)
             };
-            crate::tell!(
-                "reach: shut down fd {} ({}) of pid {pid} with {} {how_taken}",
+            let (via, how_taken) = match path {
+                Some(fds::ShutdownPath::Pidfd) => {
+                    ("pidfd_getfd", " through pidfd_getfd, without stopping it")
+                }
+                Some(fds::ShutdownPath::InjectedCall) => (
+                    "injected call",
+                    " through an injected shutdown() call (pidfd_getfd is unavailable)",
+                ),
+                None => ("", ""),
+            };
+            let what = format!(
+                "fd {} ({label}) of pid {pid} with {}",
                 f.fd.fd,
-                super::output::escape_controls(&fd_label(&f.fd)),
                 how_name(how)
+            );
+            sh.borrow().record(
+                fd_action("shutdown", f, !dry_run)
+                    .with("how", how_name(how))
+                    .with("via", path.map(|_| via))
+                    .told(
+                        &format!("shut down {what}{how_taken}"),
+                        &format!("shut down {what}"),
+                    ),
             );
             Ok(0)
         },

@@ -1,20 +1,22 @@
 //! The Rhai face of reach: builtins, the Target type, and how values and
 //! errors look to the operator.
 //!
-//! Owns: the engine setup (`engine.rs`), the one table of builtins that
+//! Owns: the engine setup (`engine.rs`), remote-address filters (`addr.rs`), the one table of builtins that
 //! drives registration, `help()` and completion (`builtins.rs`), argument
 //! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`),
-//! the Fd, Thread and Signal values (`fds.rs`) and the built-in playbooks
-//! of `scripts/` (`playbooks.rs`).
+//! the Fd, Thread and Signal values (`fds.rs`), the built-in playbooks
+//! of `scripts/` (`playbooks.rs`) and what a run did (`report.rs`).
 //! Must never touch ptrace or `/proc` directly: everything goes through
 //! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
 
+pub mod addr;
 pub mod args;
 pub mod builtins;
 pub mod engine;
 pub mod fds;
 pub mod output;
 pub mod playbooks;
+pub mod report;
 pub mod table;
 
 use crate::process::{Settings, Target};
@@ -37,6 +39,8 @@ pub struct Session {
     pub settings: Settings,
     /// Resolve and check everything, change nothing, say what would be done.
     pub dry_run: bool,
+    /// What the run did to targets (or would do), in order.
+    pub actions: RefCell<Vec<report::Action>>,
 }
 
 pub type Shared = Rc<RefCell<Session>>;
@@ -47,6 +51,16 @@ impl Session {
             current: None,
             settings,
             dry_run,
+            actions: RefCell::new(Vec::new()),
         }))
+    }
+
+    /// Narrate `action` (unless it has no line: a call's value is the
+    /// script's to print) and add it to the run's record.
+    pub fn record(&self, action: report::Action) {
+        if !action.text.is_empty() {
+            report::narrate_action(&action.text);
+        }
+        self.actions.borrow_mut().push(action);
     }
 }

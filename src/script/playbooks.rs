@@ -39,12 +39,20 @@ impl Playbook {
 
     /// The header comment, without the comment markers.
     pub fn header(&self) -> String {
-        self.source
+        header(self.source)
+    }
+
+    /// Its arguments, from the header's `Usage: reach -p PID NAME ARGS`.
+    pub fn arguments(&self) -> &'static str {
+        let usage = self
+            .source
             .lines()
-            .take_while(|l| l.starts_with("//"))
-            .map(|l| l.trim_start_matches("//").strip_prefix(' ').unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .find_map(|l| l.trim_start_matches('/').trim().strip_prefix("Usage:"))
+            .unwrap_or("");
+        usage
+            .split_once(self.name)
+            .map_or("", |(_, args)| args)
+            .trim()
     }
 
     /// How errors name it: the file it came from.
@@ -53,16 +61,33 @@ impl Playbook {
     }
 }
 
+/// A script's header comment (its leading `//` lines), without the
+/// comment markers: what `reach -p PID NAME --help` prints.
+pub fn header(source: &str) -> String {
+    source
+        .lines()
+        .take_while(|l| l.starts_with("//"))
+        .map(|l| l.trim_start_matches("//").strip_prefix(' ').unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn find(name: &str) -> Option<&'static Playbook> {
     PLAYBOOKS.iter().find(|p| p.name == name)
 }
 
-/// `reach --list`: one line per playbook.
+/// `reach --list`: each playbook with its arguments, and its summary.
 pub fn list_text() -> String {
-    let width = PLAYBOOKS.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let mut out = String::from("built-in playbooks (reach [--dry-run] -p PID NAME ARGS…):\n");
+    let mut out = String::from(
+        "built-in playbooks (reach [--dry-run] -p PID NAME ARGS…; reach -p PID NAME --help shows one in full):\n",
+    );
     for p in PLAYBOOKS {
-        out.push_str(&format!("  {:width$}  {}\n", p.name, p.summary()));
+        out.push_str(&format!(
+            "  {} {}\n      {}\n",
+            p.name,
+            p.arguments(),
+            p.summary()
+        ));
     }
     out.pop();
     out
@@ -143,6 +168,11 @@ mod tests {
                 p.name
             );
             assert!(!p.summary().is_empty());
+            assert!(
+                !p.arguments().is_empty(),
+                "{}: Usage names no arguments",
+                p.name
+            );
             for part in ["Usage:", "Safety:"] {
                 assert!(p.header().contains(part), "{} header lacks {part}", p.name);
             }

@@ -192,10 +192,10 @@ fn unknown_symbol() {
 fn wrong_argument_types() {
     let t = bystander();
     let out = eval(t.pid, r#"call("getpid", [1.5])"#);
-    assert_error(&out, 1, &["argument"]);
+    assert_error(&out, 2, &["argument"]);
 
     let out = eval(t.pid, r#"call(5, [])"#);
-    assert_error(&out, 1, &[]);
+    assert_error(&out, 2, &[]);
     let err = out.stderr.to_lowercase();
     assert!(
         err.contains("argument") || err.contains("call"),

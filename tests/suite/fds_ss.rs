@@ -349,7 +349,7 @@ fn tcpdrop_aborts_the_connection_to_an_address() {
     let out = reach(&["--dry-run", "-p", &pid, "tcpdrop", &remote]);
     assert_ok(&out);
     assert!(
-        out.stdout.contains("dry-run: would abort fd"),
+        out.stdout.contains("dry-run: would destroy fd"),
         "{}",
         out.stdout
     );

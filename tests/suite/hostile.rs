@@ -244,7 +244,8 @@ fn an_exec_between_operations_drops_everything_learned() {
     let out = reach_with_stdin(&["-p", &t.pid.to_string(), "--json"], script);
     assert_ok(&out);
     let pid = t.pid as i64;
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let v = &doc["value"];
     assert_eq!(v[0], true, "the target never exec'd: {out:#?}");
     let expect = serde_json::json!([pid, pid, -1, 9]);
     assert_eq!(v[1], expect);
@@ -277,7 +278,8 @@ fn a_call_that_execs_is_reported_and_the_session_goes_on() {
     );
     let out = reach_with_stdin(&["-p", &t.pid.to_string(), "--json"], &script);
     assert_ok(&out);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let v = &doc["value"];
     let said = v[0].as_str().unwrap_or_default();
     assert!(said.contains("replaced the process image"), "{out:#?}");
     assert_eq!(v[1], t.pid as i64);

@@ -57,24 +57,40 @@ fn sigpipe_ignored(p: &Target) -> bool {
 }
 
 #[test]
-fn list_names_every_playbook_with_its_summary() {
+fn list_names_every_playbook_with_its_arguments_and_summary() {
     let out = reach(&["--list"]);
     let (stdout, _) = (out.stdout.clone(), out.stderr.clone());
     assert!(out.status.success());
-    for (name, summary) in [
-        ("unstick", "wake a process stuck on a silent peer"),
-        ("reap-close-wait", "connections stuck in CLOSE_WAIT"),
-        ("ignore-sigpipe", "make the process ignore SIGPIPE"),
-        ("drop", "a given remote address and port"),
-        ("tcpdrop", "with a reset, like BSD's tcpdrop"),
-        ("sockets", "like `ss -tanp` for one pid"),
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (name, args, summary) in [
+        (
+            "unstick",
+            "SELECTOR... [force]",
+            "wake a process stuck on a silent peer",
+        ),
+        (
+            "reap-close-wait",
+            "[REMOTE]",
+            "connections stuck in CLOSE_WAIT",
+        ),
+        (
+            "ignore-sigpipe",
+            "[force]",
+            "make the process ignore SIGPIPE",
+        ),
+        ("drop", "HOST:PORT...", "a given remote address and port"),
+        (
+            "tcpdrop",
+            "HOST:PORT...",
+            "with a reset, like BSD's tcpdrop",
+        ),
+        ("sockets", "[FILTER...]", "like `ss -tanp` for one pid"),
     ] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.trim_start().starts_with(&format!("{name} ")) && l.contains(summary)),
-            "{name}: {stdout}"
-        );
+        let at = lines
+            .iter()
+            .position(|l| l.trim() == format!("{name} {args}"))
+            .unwrap_or_else(|| panic!("{name} {args}: {stdout}"));
+        assert!(lines[at + 1].contains(summary), "{name}: {stdout}");
     }
 }
 
@@ -350,11 +366,11 @@ fn unstick_by_fd_number_wakes_a_perl_reader_and_is_safe_twice() {
     assert_eq!(woke.as_deref(), Some("woke: 0 bytes"));
     assert_running(&reader);
 
-    // Again: nobody waits any more; nothing breaks.
+    // Again: nobody waits any more and it is shut down; nothing to do.
     let out = reach(&["-p", &pid, "unstick", fd]);
     let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("no thread waits on it"), "{stdout}");
+    assert!(stdout.contains("already shut down"), "{stdout}");
 }
 
 #[test]
@@ -520,8 +536,9 @@ fn sockets_prints_the_socket_table_and_filters() {
     let out = reach(&["--json", "-p", &pid, "sockets", "close_wait"]);
     let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
     assert!(out.status.success(), "{stderr}");
-    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let rows = rows.as_array().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["changed"], false, "{stdout}");
+    let rows = doc["value"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{stdout}");
     assert!(rows.iter().all(|r| r["state"] == "CLOSE_WAIT"));
 
@@ -529,8 +546,8 @@ fn sockets_prints_the_socket_table_and_filters() {
     // state is a usage error.
     let out = reach(&["--json", "-p", &pid, "sockets", "CLOSE-WAIT"]);
     assert_ok(&out);
-    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 2, "{}", out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["value"].as_array().unwrap().len(), 2, "{}", out.stdout);
     let out = reach(&["-p", &pid, "sockets", "ESTAB"]);
     assert_ok(&out);
     let out = reach(&["-p", &pid, "sockets", "bogus"]);
@@ -563,7 +580,7 @@ fn status_reads_proc_without_stopping_and_pause_waits() {
     assert_running(&python);
 
     let out = reach(&["-e", "pause(-1)"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("pause takes 0 to"));
 }
 
