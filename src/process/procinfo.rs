@@ -368,10 +368,10 @@ pub struct Match {
 }
 
 impl std::fmt::Display for Match {
-    /// `1234 (python3 leaky.py)`: the command line cut at 60 characters.
+    /// `1234 (python3 leaky.py)`: the command line cut at 100 characters.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text: String = self.cmdline.chars().take(60).collect();
-        if text.len() < self.cmdline.len() {
+        let mut text: String = self.cmdline.chars().take(100).collect();
+        if self.cmdline.chars().nth(100).is_some() {
             text.push('…');
         }
         write!(f, "{} ({text})", self.pid)

@@ -145,6 +145,13 @@ pub const BUILTINS: &[Builtin] = &[
         register: super::fds::reg_is_to,
     },
     Builtin {
+        name: "remote_filter",
+        signature: "remote_filter(remote) -> map",
+        summary: "check a remote-address filter (host:port, a host or :port) and split it: #{host, port}, () where not given",
+        example: "remote_filter(\"[2001:db8::1]:443\").port  // 443",
+        register: super::fds::reg_remote_filter,
+    },
+    Builtin {
         name: "destroy",
         signature: "f.destroy()",
         summary: "abort TCP connection f with a reset (SOCK_DESTROY, like ss -K and tcpdrop); needs CAP_NET_ADMIN",

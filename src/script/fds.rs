@@ -132,6 +132,18 @@ pub fn reg_is_to(engine: &mut Engine, _shared: &Shared) {
     });
 }
 
+/// `remote_filter("10.0.0.7:443")`: the filter checked (a usage error if
+/// malformed) and parsed: `#{host, port}`, either () when not given.
+pub fn reg_remote_filter(engine: &mut Engine, _shared: &Shared) {
+    engine.register_fn("remote_filter", |want: &str| -> RhaiResult<Map> {
+        let filter = super::addr::parse(want).map_err(super::engine::usage_error)?;
+        let mut map = Map::new();
+        map.insert("host".into(), opt(filter.host.map(|h| h.to_string())));
+        map.insert("port".into(), opt(filter.port.map(i64::from)));
+        Ok(map)
+    });
+}
+
 /// A `tcp_info` time in microseconds as milliseconds, as `ss -i` shows it.
 fn tcp_ms(f: &Fd, field: impl Fn(&fds::TcpInfo) -> u32) -> Dynamic {
     opt(f.tcp.as_ref().map(|t| field(t) as f64 / 1000.0))

@@ -16,6 +16,7 @@ mod call_basic;
 mod call_errors;
 mod call_registers;
 mod call_survival;
+mod cli_oncall;
 mod engine;
 mod fds_cli;
 mod fds_process;

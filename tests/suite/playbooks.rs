@@ -203,7 +203,7 @@ fn ignore_sigpipe_leaves_a_handler_alone_unless_forced() {
 
 /// examples/leaky_server.py with `n` finished clients behind it (each left
 /// a connection in CLOSE_WAIT); its port.
-fn leaky_server_with_leaks(n: usize) -> (Target, u16) {
+pub(crate) fn leaky_server_with_leaks(n: usize) -> (Target, u16) {
     let server = Target::example("leaky_server.py", &["0"], "leaky server pid");
     let port: u16 = server.ready.rsplit(':').next().unwrap().parse().unwrap();
     for _ in 0..n {
