@@ -49,8 +49,8 @@ pub enum Error {
         "pid {0} was already traced by another debugger at that moment (it has let go since): try again"
     )]
     TracedMeanwhile(i32),
-    #[error("not permitted to trace pid {0}")]
-    NotPermitted(i32),
+    #[error("not permitted to {} pid {pid}", access.doing())]
+    NotPermitted { pid: i32, access: procinfo::Access },
     #[error("target {0} exited")]
     TargetExited(i32),
     #[error("target {pid} was killed by {signal} during the operation")]
@@ -91,7 +91,15 @@ impl Error {
     /// A second line telling the operator what to do, where one helps.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::NotPermitted(_) => Some(procinfo::permission_hint()),
+            Error::NotPermitted { access, .. } => Some(procinfo::permission_hint(*access)),
+            Error::Read {
+                errno: Errno::EPERM | Errno::EACCES,
+                ..
+            } => Some(procinfo::permission_hint(procinfo::Access::ReadMemory)),
+            Error::Write {
+                errno: Errno::EPERM | Errno::EACCES,
+                ..
+            } => Some(procinfo::permission_hint(procinfo::Access::WriteMemory)),
             Error::Symbol(e) => e.hint(),
             Error::Engine(e) => e.hint(),
             _ => None,

@@ -189,7 +189,10 @@ pub fn status_fields(pid: i32) -> Result<Vec<(String, String)>> {
 pub fn tasks(pid: i32) -> Result<Vec<i32>> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
-        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
+        std::io::ErrorKind::PermissionDenied => Error::NotPermitted {
+            pid,
+            access: Access::ThreadState,
+        },
         _ => Error::Proc {
             pid,
             msg: e.to_string(),
@@ -304,22 +307,106 @@ pub fn ptrace_scope() -> Option<u32> {
         .and_then(|s| s.trim().parse::<u32>().ok())
 }
 
-/// Why a `PTRACE_SEIZE` may be refused, and what to do about it.
-pub fn permission_hint() -> String {
-    let scope = ptrace_scope();
-    let root = nix::unistd::Uid::effective().is_root();
-    let mut hint = String::from("hint: ");
-    if !root {
-        hint.push_str("run reach as root or give it CAP_SYS_PTRACE (setcap cap_sys_ptrace+ep); ");
+/// What an operation asks of a process that is not reach's own user's:
+/// each needs CAP_SYS_PTRACE over it, and some a DAC capability for the
+/// `/proc` files the kernel guards by owner. README.md ("Permissions")
+/// lists the same table; `tests/suite/permissions.rs` checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Attach with ptrace (calls, system calls, freeze).
+    Trace,
+    /// Read its maps and memory (maps(), sym(), read()).
+    ReadMemory,
+    /// List its descriptors (`/proc/PID/fd`, mode 0500).
+    ReadFds,
+    /// Read what its threads are doing (`/proc/PID/task/TID/syscall`, 0400).
+    ThreadState,
+    /// Write its memory through `/proc/PID/mem` (0600).
+    WriteMemory,
+    /// Call into it: trace it, write reach's memory into it, and re-send
+    /// the signals that arrive during the call (kill(2)'s permission).
+    Call,
+    /// Take a copy of one of its descriptors (`pidfd_getfd`).
+    TakeFd,
+}
+
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_KILL: u32 = 5;
+const CAP_SYS_PTRACE: u32 = 19;
+
+impl Access {
+    /// "list the descriptors of", as in "not permitted to … pid N".
+    pub fn doing(self) -> &'static str {
+        match self {
+            Access::Trace => "trace",
+            Access::ReadMemory => "read the memory of",
+            Access::ReadFds => "list the descriptors of",
+            Access::ThreadState => "see the system calls of the threads of",
+            Access::WriteMemory => "write the memory of",
+            Access::Call => "call into",
+            Access::TakeFd => "take a descriptor of",
+        }
     }
-    match scope {
-        Some(0) | None => {}
-        Some(3) => hint.push_str("kernel.yama.ptrace_scope is 3: no process may be traced until reboot; "),
-        Some(n) => hint.push_str(&format!(
-            "kernel.yama.ptrace_scope is {n}: only CAP_SYS_PTRACE may trace non-descendants (sysctl kernel.yama.ptrace_scope=0 relaxes it); "
+
+    /// The capabilities it needs over a process of another user.
+    fn needs(self) -> &'static [(u32, &'static str)] {
+        const PTRACE: (u32, &str) = (CAP_SYS_PTRACE, "cap_sys_ptrace");
+        match self {
+            Access::Trace | Access::ReadMemory | Access::TakeFd => &[PTRACE],
+            Access::ReadFds | Access::ThreadState => {
+                &[PTRACE, (CAP_DAC_READ_SEARCH, "cap_dac_read_search")]
+            }
+            Access::WriteMemory => &[PTRACE, (CAP_DAC_OVERRIDE, "cap_dac_override")],
+            Access::Call => &[
+                PTRACE,
+                (CAP_DAC_OVERRIDE, "cap_dac_override"),
+                (CAP_KILL, "cap_kill"),
+            ],
+        }
+    }
+}
+
+/// Is opening `path` refused for want of permission?
+pub fn denied(path: &str) -> bool {
+    matches!(std::fs::File::open(path), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+/// reach's effective capabilities (CapEff of /proc/self/status).
+fn effective_caps() -> u64 {
+    status_at("/proc/self").map_or(0, |s| s.capeff)
+}
+
+/// Why `access` to a process was refused, and what to do about it: the
+/// capabilities reach lacks, else what else refuses (Yama, a process that
+/// made itself non-dumpable, another user namespace).
+pub fn permission_hint(access: Access) -> String {
+    let caps = effective_caps();
+    let needs = access.needs();
+    let names: Vec<&str> = needs.iter().map(|(_, n)| *n).collect();
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|(bit, _)| caps & (1 << bit) == 0)
+        .map(|(_, n)| *n)
+        .collect();
+    let doing = access.doing();
+    if !missing.is_empty() {
+        return format!(
+            "hint: to {doing} another user's process reach needs {}; it lacks {}: run it as root, or `setcap {}+ep` on the reach binary",
+            names.join(", "),
+            missing.join(", "),
+            names.join(","),
+        );
+    }
+    let mut hint = format!("hint: reach has {} yet was refused: ", names.join(", "));
+    match ptrace_scope() {
+        Some(3) => hint.push_str("kernel.yama.ptrace_scope is 3 (no process may be traced until reboot); "),
+        Some(n @ 1..) if caps & (1 << CAP_SYS_PTRACE) == 0 => hint.push_str(&format!(
+            "kernel.yama.ptrace_scope is {n} (only CAP_SYS_PTRACE may trace non-descendants; sysctl kernel.yama.ptrace_scope=0 relaxes it); "
         )),
+        _ => {}
     }
-    hint.push_str("a process that made itself non-dumpable, or one in another user namespace, needs CAP_SYS_PTRACE over it");
+    hint.push_str("a process that made itself non-dumpable (prctl PR_SET_DUMPABLE, setuid programs), or one in another user namespace, needs CAP_SYS_PTRACE in its namespace");
     hint
 }
 

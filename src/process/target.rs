@@ -231,9 +231,15 @@ impl Target {
     /// The target's memory mappings. Never stops the target.
     pub fn maps(&self) -> Result<Vec<Mapping>> {
         let pid = self.id.pid;
-        let text = maps::read_text(pid).map_err(|e| Error::Proc {
-            pid,
-            msg: e.to_string(),
+        let text = maps::read_text(pid).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::NotPermitted {
+                pid,
+                access: procinfo::Access::ReadMemory,
+            },
+            _ => Error::Proc {
+                pid,
+                msg: e.to_string(),
+            },
         })?;
         Ok(maps::parse(&text))
     }

@@ -265,6 +265,16 @@ pub fn list(pid: i32) -> Result<Vec<Thread>> {
             continue;
         };
         let syscall = current_syscall(pid, tid);
+        // Unreadable only for want of privilege (it is 0400, its owner's):
+        // say so rather than show every thread's call as unknown.
+        if syscall == Syscall::Unknown
+            && procinfo::denied(&format!("/proc/{pid}/task/{tid}/syscall"))
+        {
+            return Err(super::Error::NotPermitted {
+                pid,
+                access: procinfo::Access::ThreadState,
+            });
+        }
         threads.push(Thread {
             tid,
             name: stat.comm,

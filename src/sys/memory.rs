@@ -47,9 +47,18 @@ fn read_one(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         base: addr as usize,
         len,
     }];
-    match process_vm_readv(Pid::from_raw(pid), &mut [IoSliceMut::new(buf)], &remote) {
-        Ok(n) if n == len => Ok(()),
-        Ok(_) | Err(_) => read_proc_mem(pid, addr, buf),
+    let first = match process_vm_readv(Pid::from_raw(pid), &mut [IoSliceMut::new(buf)], &remote) {
+        Ok(n) if n == len => return Ok(()),
+        Ok(_) => Errno::EFAULT,
+        Err(e) => e,
+    };
+    // Pages the target cannot read itself (PROT_NONE, guard pages) can
+    // still be read through /proc/PID/mem. Where that file is refused (a
+    // process of another user, without CAP_DAC_READ_SEARCH), the first
+    // answer is the one that explains.
+    match read_proc_mem(pid, addr, buf) {
+        Err(Errno::EACCES) if first != Errno::EPERM => Err(first),
+        other => other,
     }
 }
 

@@ -17,10 +17,9 @@ pub fn open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Whether the process behind `pidfd` is still alive (not yet exited).
-pub fn is_alive(pidfd: &OwnedFd) -> bool {
-    // Signal 0 checks existence only. A zombie still counts as existing,
-    // so also poll: a pidfd is readable once the process has exited.
+/// May reach send the process behind `pidfd` a signal (kill(2)'s
+/// permission: the same user, or CAP_KILL)? False also once it is gone.
+pub fn may_signal(pidfd: &OwnedFd) -> bool {
     // SAFETY: integers and a null siginfo.
     let ret = unsafe {
         libc::syscall(
@@ -31,7 +30,31 @@ pub fn is_alive(pidfd: &OwnedFd) -> bool {
             0,
         )
     };
-    if ret != 0 {
+    ret == 0 || Errno::last() != Errno::EPERM
+}
+
+/// Signal 0 through the pidfd: does the process exist? EPERM (a process
+/// of another user, without CAP_KILL) says it does; only ESRCH says it is
+/// gone.
+fn signal0(pidfd: &OwnedFd) -> bool {
+    // SAFETY: integers and a null siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    ret == 0 || Errno::last() != Errno::ESRCH
+}
+
+/// Whether the process behind `pidfd` is still alive (not yet exited).
+pub fn is_alive(pidfd: &OwnedFd) -> bool {
+    // Signal 0 checks existence only. A zombie still counts as existing,
+    // so also poll: a pidfd is readable once the process has exited.
+    if !signal0(pidfd) {
         return false;
     }
     let mut pfd = libc::pollfd {
@@ -48,17 +71,7 @@ pub fn is_alive(pidfd: &OwnedFd) -> bool {
 /// is still its own): one system call, for use while one of its threads
 /// is held stopped (then it is no zombie either).
 pub fn exists(pidfd: &OwnedFd) -> bool {
-    // SAFETY: integers and a null siginfo.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    ret == 0
+    signal0(pidfd)
 }
 
 /// Duplicate descriptor `fd` of the process behind `pidfd` into reach.

@@ -28,6 +28,7 @@ mod hostile;
 mod hostile_files;
 mod incidents;
 mod library_upgrade;
+mod permissions;
 mod playbooks;
 mod reliability_faults;
 mod reliability_input;

@@ -31,6 +31,7 @@ use crate::process::{Error, Result, procinfo};
 use crate::sys::memory::{self, ProcMem};
 use crate::sys::procmap;
 use crate::sys::x86_64::{code, frame};
+use nix::errno::Errno;
 use std::fs::File;
 use std::rc::Rc;
 
@@ -91,10 +92,13 @@ impl Mapping {
         let pid = win.pid;
         let fail = |why: String| -> Error { EngineError::Mapping { pid, why }.into() };
         // Opened before anything is injected: without it nothing can go on.
-        let mem = Rc::new(
-            ProcMem::open(pid)
-                .map_err(|errno| fail(format!("cannot open /proc/{pid}/mem ({errno})")))?,
-        );
+        let mem = Rc::new(ProcMem::open(pid).map_err(|errno| match errno {
+            Errno::EACCES | Errno::EPERM => Error::NotPermitted {
+                pid,
+                access: procinfo::Access::Call,
+            },
+            _ => fail(format!("cannot open /proc/{pid}/mem ({errno})")),
+        })?);
         win.arm()?;
         let base = run::bare_syscall(
             win,

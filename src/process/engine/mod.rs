@@ -231,6 +231,20 @@ impl Engine {
         self.pidfd.as_ref().is_none_or(pidfd::is_alive)
     }
 
+    /// Refuse, before anything stops, an operation whose signals reach
+    /// could not re-send: a signal that arrives while a thread is held is
+    /// deferred and re-sent with kill(2)'s permission, which a process of
+    /// another user denies without CAP_KILL.
+    fn check_may_signal(&self) -> Result<()> {
+        match &self.pidfd {
+            Some(fd) if !pidfd::may_signal(fd) => Err(Error::NotPermitted {
+                pid: self.pid,
+                access: crate::process::procinfo::Access::Call,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn is_frozen(&self) -> bool {
         self.frozen.is_some()
     }
@@ -278,6 +292,7 @@ impl Engine {
         limits: Limits,
         op: impl FnOnce(&mut Self, &mut Window, &Limits) -> Result<T>,
     ) -> Result<T> {
+        self.check_may_signal()?;
         // One ticker for the whole operation (waits inside re-use it).
         let _ticker = crate::sys::interrupt::Ticker::start(20);
         window::tend_lingering();
@@ -375,6 +390,7 @@ impl Engine {
         if self.frozen.is_some() {
             return Ok(());
         }
+        self.check_may_signal()?;
         window::tend_lingering();
         let limits = Limits::new(opts.timeout);
         let win = Window::open_all(self.pid, opts.thread, &limits)?;

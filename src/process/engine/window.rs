@@ -528,7 +528,10 @@ fn refusal(pid: i32, tid: Tid) -> Option<Error> {
         0 if nix::unistd::Uid::effective().is_root() && procinfo::ptrace_scope() != Some(3) => {
             Some(Error::TracedMeanwhile(pid))
         }
-        0 => Some(Error::NotPermitted(pid)),
+        0 => Some(Error::NotPermitted {
+            pid,
+            access: procinfo::Access::Trace,
+        }),
         tracer => Some(Error::AlreadyTraced {
             pid,
             tracer,

@@ -46,7 +46,10 @@ struct Unavailable;
 fn shutdown_outside(pid: i32, fd: &Fd, how: i32) -> std::result::Result<Result<()>, Unavailable> {
     let errno_to_error = |errno: Errno| match errno {
         Errno::ESRCH => Error::TargetExited(pid),
-        Errno::EPERM | Errno::EACCES => Error::NotPermitted(pid),
+        Errno::EPERM | Errno::EACCES => Error::NotPermitted {
+            pid,
+            access: crate::process::procinfo::Access::TakeFd,
+        },
         Errno::EBADF => FdError::Closed { pid, fd: fd.fd }.into(),
         errno => Error::Proc {
             pid,

@@ -242,7 +242,10 @@ impl ShutdownPath {
 fn proc_error(pid: i32, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchProcess(format!("pid {pid}")),
-        std::io::ErrorKind::PermissionDenied => Error::NotPermitted(pid),
+        std::io::ErrorKind::PermissionDenied => Error::NotPermitted {
+            pid,
+            access: crate::process::procinfo::Access::ReadFds,
+        },
         _ => Error::Proc {
             pid,
             msg: e.to_string(),

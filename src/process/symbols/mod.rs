@@ -73,6 +73,18 @@ pub enum SymbolError {
     },
     #[error("cannot read the maps of pid {pid}: {msg}")]
     Maps { pid: i32, msg: String },
+    #[error("not permitted to read the memory of pid {0}")]
+    NotPermitted(i32),
+}
+
+fn maps_error(pid: i32, e: &std::io::Error) -> SymbolError {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => SymbolError::NotPermitted(pid),
+        _ => SymbolError::Maps {
+            pid,
+            msg: e.to_string(),
+        },
+    }
 }
 
 fn unreadable_note(unreadable: &[String]) -> String {
@@ -92,6 +104,11 @@ fn did_you_mean(suggestions: &[String]) -> String {
 
 impl SymbolError {
     pub fn hint(&self) -> Option<String> {
+        if let SymbolError::NotPermitted(_) = self {
+            return Some(crate::process::procinfo::permission_hint(
+                crate::process::procinfo::Access::ReadMemory,
+            ));
+        }
         let name = match self {
             SymbolError::NotFound { name, .. } | SymbolError::NoSymbolTable { name, .. } => name,
             _ => return None,
@@ -382,10 +399,7 @@ impl Symbols {
     /// `dlopen`, a `dlclose`, another process), rebuild the object list
     /// and say so. Parsed objects survive in the cache.
     fn refresh(&mut self, pid: i32) -> Result<bool, SymbolError> {
-        let text = maps::read_text(pid).map_err(|e| SymbolError::Maps {
-            pid,
-            msg: e.to_string(),
-        })?;
+        let text = maps::read_text(pid).map_err(|e| maps_error(pid, &e))?;
         if let Some(view) = &self.view
             && view.pid == pid
             && view.maps == text
@@ -693,10 +707,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Executable mappings of `pid`: (start, end, path), `[vdso]` first.
 pub fn executable_mappings(pid: i32) -> Result<Vec<(u64, u64, String)>, SymbolError> {
-    let text = maps::read_text(pid).map_err(|e| SymbolError::Maps {
-        pid,
-        msg: e.to_string(),
-    })?;
+    let text = maps::read_text(pid).map_err(|e| maps_error(pid, &e))?;
     let mut exec: Vec<(u64, u64, String)> = maps::parse(&text)
         .into_iter()
         .filter(Mapping::is_executable)
