@@ -1,7 +1,9 @@
 //! The interactive REPL: rustyline in front of the script engine.
 //!
-//! Owns: the prompt, history, completion and multi-line editing, and how
-//! errors look at a terminal (the offending line with a caret). Everything
+//! Owns: the prompt and its continuation (`...> ` while an entry is
+//! unfinished), history, completion, the bare words `help`, `exit` and
+//! `quit`, and how errors look at a terminal (the offending line with a
+//! caret). Everything
 //! a line does goes through the same engine and builtins as `-e` and
 //! scripts; the REPL only keeps one Scope and the functions defined so far
 //! between lines.
@@ -14,10 +16,9 @@
 //! uninterruptible sleep, or a callee reach gave up on, stops the moment
 //! it leaves the kernel and must not wait for the next line).
 
-use reach::process::Settings;
 use reach::script::builtins::{BUILTINS, CONSTANTS};
 use reach::script::engine::{self, ScriptError};
-use reach::script::{Session, Shared, output};
+use reach::script::{Shared, output};
 use reach::sys::interrupt;
 use rhai::{AST, Dynamic, Engine, ParseError, ParseErrorType, Position};
 use rustyline::completion::{Completer, Pair};
@@ -25,7 +26,7 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -55,19 +56,41 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
     let mut signalled = false;
 
     loop {
-        let locals = scope
+        let locals: Vec<String> = scope
             .iter_raw()
             .map(|(name, _, _)| name.to_string())
             .chain(functions.iter_functions().map(|f| format!("{}(", f.name)))
             .collect();
-        let read = terminal.read_line(prompt(shared), locals, shared);
+        // An unfinished entry (an open block, call or list) goes on under
+        // a continuation prompt; the whole entry is one history item.
+        let first = prompt(shared);
+        let mut input = String::new();
+        let read = loop {
+            let shown = if input.is_empty() {
+                first.clone()
+            } else {
+                continuation(&first)
+            };
+            match terminal.read_line(shown, locals.clone(), shared) {
+                Read::Line(line) => {
+                    if !input.is_empty() {
+                        input.push('\n');
+                    }
+                    input.push_str(&line);
+                    if input.trim().is_empty() || !is_unfinished(&engine, &input) {
+                        break Read::Line(input);
+                    }
+                }
+                other => break other,
+            }
+        };
         if asked_to_leave() {
             signalled = true;
             break;
         }
         let input = match read {
             Read::Line(input) => input,
-            // Ctrl-C while typing: drop the line, keep the session.
+            // Ctrl-C while typing: drop the entry, keep the session.
             Read::Interrupted => continue,
             Read::Eof => break,
             Read::Failed(e) => {
@@ -77,6 +100,16 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         };
         if input.trim().is_empty() {
             continue;
+        }
+        terminal.remember(&input);
+        // As in Python's REPL: bare words that mean what they say.
+        match input.trim() {
+            "exit" | "quit" | "exit()" | "quit()" => break,
+            "help" => {
+                reach::say!("{}", reach::script::builtins::help_text(None));
+                continue;
+            }
+            _ => {}
         }
 
         let ast = match engine.compile_with_scope(&scope, &input) {
@@ -164,6 +197,8 @@ enum Ask {
     Line { prompt: String, locals: Vec<String> },
     /// The answer to a [`Told::Complete`].
     Symbols(Vec<String>),
+    /// Add this entry (all its lines) to the history.
+    Remember(String),
 }
 
 /// From the terminal thread to the main thread.
@@ -207,6 +242,13 @@ impl Terminal {
             tid,
             thread: Some(thread),
         })
+    }
+
+    /// Add a finished entry to the history.
+    fn remember(&self, entry: &str) {
+        if let Some(ask) = &self.ask {
+            let _ = ask.send(Ask::Remember(entry.to_string()));
+        }
     }
 
     /// Show `prompt` and wait for a line, tending held threads and
@@ -272,22 +314,22 @@ fn terminal_thread(history: Option<PathBuf>, asked: Receiver<Ask>, tell: Sender<
     }
     let _ = tell.send(Told::Started(nix::unistd::gettid().as_raw()));
     while let Ok(ask) = asked.recv() {
-        let Ask::Line { prompt, locals } = ask else {
-            continue;
+        let (prompt, locals) = match ask {
+            Ask::Line { prompt, locals } => (prompt, locals),
+            Ask::Remember(entry) => {
+                let _ = rl.add_history_entry(entry.as_str());
+                if let Some(path) = &history {
+                    let _ = rl.append_history(path);
+                }
+                continue;
+            }
+            Ask::Symbols(_) => continue,
         };
         if let Some(helper) = rl.helper_mut() {
             helper.locals = locals;
         }
         let read = match rl.readline(&prompt) {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = rl.add_history_entry(line.as_str());
-                    if let Some(path) = &history {
-                        let _ = rl.append_history(path);
-                    }
-                }
-                Read::Line(line)
-            }
+            Ok(line) => Read::Line(line),
             Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) => Read::Interrupted,
             Err(ReadlineError::Eof) => Read::Eof,
             Err(e) => Read::Failed(e.to_string()),
@@ -313,11 +355,7 @@ fn new_editor<'a>(
         .build();
     let mut rl: Editor<ReplHelper, FileHistory> = Editor::with_config(config)
         .map_err(|e| format!("cannot start the terminal editor: {e}"))?;
-    // An engine of its own, only to tell an unfinished line (it parses
-    // exactly as the session's does).
-    let engine = engine::new_engine(&Session::new(Settings::default(), false));
     rl.set_helper(Some(ReplHelper {
-        engine,
         asked,
         tell,
         locals: Vec::new(),
@@ -338,6 +376,12 @@ fn symbols(shared: &Shared, prefix: &str) -> Vec<String> {
 
 fn current_pid(shared: &Shared) -> Option<i32> {
     shared.borrow().current.as_ref().map(|t| t.pid())
+}
+
+/// The prompt of an entry's further lines: `...> ` as wide as `first`.
+fn continuation(first: &str) -> String {
+    let width = first.chars().count();
+    format!("{:>width$}", "...> ")
 }
 
 /// `reach[1234 perl]> `, `reach[1234 perl frozen]> `, or `reach> `.
@@ -411,8 +455,12 @@ pub fn is_unfinished(engine: &Engine, input: &str) -> bool {
 fn unfinished_error(e: &ParseError, input: &str) -> bool {
     use rhai::LexError;
     match e.err_type() {
-        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => {
-            return true;
+        ParseErrorType::UnexpectedEOF => return true,
+        // A "string" ends on its line: left open, it is a mistake to show
+        // now, not a wait for more. A `backtick` string may span lines, and
+        // a line ending in a backslash continues the string.
+        ParseErrorType::BadInput(LexError::UnterminatedString) => {
+            return input.matches('`').count() % 2 == 1 || input.trim_end().ends_with('\\');
         }
         _ => {}
     }
@@ -436,7 +484,6 @@ fn unfinished_error(e: &ParseError, input: &str) -> bool {
 /// The editor's helper: completion and the multi-line decision. Lives on
 /// the terminal thread.
 struct ReplHelper<'a> {
-    engine: Engine,
     asked: &'a Receiver<Ask>,
     tell: &'a Sender<Told>,
     /// Variables and functions the session has defined so far.
@@ -531,15 +578,7 @@ impl Completer for ReplHelper<'_> {
     }
 }
 
-impl Validator for ReplHelper<'_> {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if is_unfinished(&self.engine, ctx.input()) {
-            ValidationResult::Incomplete
-        } else {
-            ValidationResult::Valid(None)
-        })
-    }
-}
+impl Validator for ReplHelper<'_> {}
 
 impl Hinter for ReplHelper<'_> {
     type Hint = String;
@@ -567,7 +606,8 @@ mod tests {
             "fn add(a, b) {\n  a + b",
             "let x = [1, 2,",
             "call(\"getpid\",",
-            "let s = \"abc",
+            "let s = `abc",
+            "let s = \"abc\\",
             "1 +",
             "if true {",
             "let m = #{ a: 1,",
@@ -583,6 +623,8 @@ mod tests {
             "let = 5",
             "",
             "x)",
+            "\"abc",
+            "let s = \"abc",
         ] {
             assert!(!is_unfinished(&e, done), "{done:?} should be taken as is");
         }

@@ -18,6 +18,9 @@ fn to_arg(v: &Dynamic) -> Option<Arg> {
     if let Some(i) = v.clone().try_cast::<i64>() {
         return Some(Arg::Int(i as u64));
     }
+    if let Some(a) = v.clone().try_cast::<super::address::Address>() {
+        return Some(Arg::Int(a.0));
+    }
     if let Some(b) = v.clone().try_cast::<bool>() {
         return Some(Arg::Int(b as u64));
     }
@@ -50,6 +53,7 @@ pub fn type_name(v: &Dynamic) -> &'static str {
         "f64" => "a float",
         "bool" => "a bool",
         "char" => "a char",
+        t if t.ends_with("Address") => "an address",
         "string" | "ImmutableString" => "a string",
         "()" => "()",
         t if t.contains("Array") || t == "array" => "an array",

@@ -2,6 +2,7 @@
 //! entries drive `help()`, REPL completion and the README's API list, so
 //! they cannot drift apart.
 
+use super::address::{Address, to_addr};
 use super::args::{describe, to_args, type_name};
 use super::report::Action;
 use super::{Session, Shared, TargetHandle};
@@ -73,6 +74,13 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "address of a symbol in the target, found as its dynamic linker would; name@VERSION and OBJECT:name (libc.so.6:malloc, libc:malloc) accepted",
         example: "sym(\"libc:malloc\")",
         register: reg_sym,
+    },
+    Builtin {
+        name: "hex",
+        signature: "hex(n) -> string",
+        summary: "an int or address as 0x…; addresses (from sym(), maps()) print that way already and compute as ints",
+        example: "hex(sym(\"malloc\") + 16)",
+        register: super::address::register_hex,
     },
     Builtin {
         name: "read",
@@ -274,6 +282,7 @@ pub fn register(engine: &mut Engine, shared: &Shared) {
         })
         .register_fn("to_string", |t: &mut TargetHandle| target_label(t))
         .register_fn("to_debug", |t: &mut TargetHandle| target_label(t));
+    super::address::register(engine);
     for builtin in BUILTINS {
         (builtin.register)(engine, shared);
     }
@@ -516,8 +525,18 @@ fn reg_syscall(engine: &mut Engine, shared: &Shared) {
 
 fn reg_sym(engine: &mut Engine, shared: &Shared) {
     both!(engine, shared, "sym", |t, _s, name: &str| {
-        t.sym(name).map(|a| a as i64).map_err(fail)
+        t.sym(name).map(Address).map_err(fail)
     });
+}
+
+/// The address argument of `function`: an int or an Address.
+fn address_arg(function: &str, v: &Dynamic) -> RhaiResult<u64> {
+    to_addr(v).ok_or_else(|| {
+        usage(format!(
+            "the address given to {function} must be an int or an address, not {} ({v})",
+            type_name(v)
+        ))
+    })
 }
 
 fn check_len(len: i64) -> RhaiResult<usize> {
@@ -529,15 +548,16 @@ fn check_len(len: i64) -> RhaiResult<usize> {
 }
 
 fn reg_read(engine: &mut Engine, shared: &Shared) {
-    both!(engine, shared, "read", |t, _s, addr: i64, len: i64| {
+    both!(engine, shared, "read", |t, _s, addr: Dynamic, len: i64| {
+        let addr = address_arg("read", &addr)?;
         let len = check_len(len)?;
-        t.read(addr as u64, len).map_err(fail)
+        t.read(addr, len).map_err(fail)
     });
 }
 
 fn reg_read_cstr(engine: &mut Engine, shared: &Shared) {
-    both!(engine, shared, "read_cstr", |t, _s, addr: i64| {
-        t.read_cstr(addr as u64).map_err(fail)
+    both!(engine, shared, "read_cstr", |t, _s, addr: Dynamic| {
+        t.read_cstr(address_arg("read_cstr", &addr)?).map_err(fail)
     });
 }
 
@@ -550,8 +570,8 @@ fn reg_maps(engine: &mut Engine, shared: &Shared) {
 
 fn mapping_value(m: process::maps::Mapping) -> Dynamic {
     let mut map = rhai::Map::new();
-    map.insert("start".into(), (m.start as i64).into());
-    map.insert("end".into(), (m.end as i64).into());
+    map.insert("start".into(), Dynamic::from(Address(m.start)));
+    map.insert("end".into(), Dynamic::from(Address(m.end)));
     map.insert("perms".into(), m.perms.into());
     map.insert("offset".into(), (m.offset as i64).into());
     map.insert("dev".into(), m.dev.into());
@@ -560,9 +580,10 @@ fn mapping_value(m: process::maps::Mapping) -> Dynamic {
     map.into()
 }
 
-fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<()> {
+fn do_write(t: &mut Target, s: &Session, addr: &Dynamic, data: &[u8]) -> RhaiResult<()> {
+    let addr = address_arg("write", addr)?;
     if !s.dry_run {
-        t.write(addr as u64, data).map_err(fail)?;
+        t.write(addr, data).map_err(fail)?;
     }
     let what = format!("{} bytes at {addr:#x} in pid {}", data.len(), t.pid());
     s.record(
@@ -575,14 +596,22 @@ fn do_write(t: &mut Target, s: &Session, addr: i64, data: &[u8]) -> RhaiResult<(
 }
 
 fn reg_write(engine: &mut Engine, shared: &Shared) {
-    both!(engine, shared, "write", |t, s, addr: i64, data: Blob| {
-        do_write(t, s, addr, &data)
-    });
-    both!(engine, shared, "write", |t, s, addr: i64, text: &str| {
-        let mut data = text.as_bytes().to_vec();
-        data.push(0);
-        do_write(t, s, addr, &data)
-    });
+    both!(
+        engine,
+        shared,
+        "write",
+        |t, s, addr: Dynamic, data: Blob| do_write(t, s, &addr, &data)
+    );
+    both!(
+        engine,
+        shared,
+        "write",
+        |t, s, addr: Dynamic, text: &str| {
+            let mut data = text.as_bytes().to_vec();
+            data.push(0);
+            do_write(t, s, &addr, &data)
+        }
+    );
 }
 
 fn reg_status(engine: &mut Engine, shared: &Shared) {

@@ -1,7 +1,8 @@
 //! The Rhai face of reach: builtins, the Target type, and how values and
 //! errors look to the operator.
 //!
-//! Owns: the engine setup (`engine.rs`), remote-address filters (`addr.rs`), the one table of builtins that
+//! Owns: the engine setup (`engine.rs`), remote-address filters (`addr.rs`),
+//! target addresses as a type that prints in hex (`address.rs`), the one table of builtins that
 //! drives registration, `help()` and completion (`builtins.rs`), argument
 //! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`),
 //! the Fd, Thread and Signal values (`fds.rs`), the built-in playbooks
@@ -10,6 +11,7 @@
 //! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
 
 pub mod addr;
+pub mod address;
 pub mod args;
 pub mod builtins;
 pub mod engine;

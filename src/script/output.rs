@@ -1,6 +1,7 @@
 //! How results look: plain text for people, JSON with `--json`.
 
 use super::TargetHandle;
+use super::address::Address;
 use super::builtins::target_label;
 use rhai::{Array, Blob, Dynamic, Map};
 use serde_json::{Value, json};
@@ -85,6 +86,12 @@ pub fn to_text(value: &Dynamic) -> String {
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         return target_label(&t);
     }
+    if let Some(a) = value.clone().try_cast::<Address>() {
+        return a.to_string();
+    }
+    if let Some(table) = mappings_table(value) {
+        return table;
+    }
     if let Some(blob) = value.clone().try_cast::<Blob>() {
         return hex_dump(&blob);
     }
@@ -114,6 +121,9 @@ pub fn to_json(value: &Dynamic) -> Value {
     if let Some(v) = super::fds::to_json(value) {
         return v;
     }
+    if let Some(a) = value.clone().try_cast::<Address>() {
+        return json!(a.0);
+    }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         let t = t.0.borrow();
         return json!({"pid": t.pid(), "name": t.name()});
@@ -132,6 +142,33 @@ pub fn to_json(value: &Dynamic) -> Value {
         );
     }
     json!(value.to_string())
+}
+
+/// `maps()` as /proc/PID/maps shows it: start-end in hex, perms, offset,
+/// dev, inode, path. `None` unless every item is a mapping.
+fn mappings_table(value: &Dynamic) -> Option<String> {
+    let items = value.read_lock::<Array>()?;
+    if items.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let m = item.read_lock::<Map>()?;
+        let addr = |k: &str| m.get(k)?.clone().try_cast::<Address>();
+        let (start, end) = (addr("start")?, addr("end")?);
+        let field = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+        lines.push(format!(
+            "{:x}-{:x} {} {:08x} {} {:<8} {}",
+            start.0,
+            end.0,
+            field("perms"),
+            m.get("offset")?.as_int().ok()?,
+            field("dev"),
+            field("inode"),
+            escape_controls(&field("path")),
+        ));
+    }
+    Some(lines.join("\n"))
 }
 
 /// `xxd`-style lines: offset, 16 bytes in hex, printable ASCII.

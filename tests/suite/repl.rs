@@ -340,6 +340,43 @@ fn ctrl_d_releases_a_frozen_target() {
 }
 
 #[test]
+fn repl_manners_as_in_python() {
+    let target = Target::python(SLEEPER, &[]);
+    let state = workdir("repl-state");
+    let pid = target.pid.to_string();
+    let prompt = prompt_of(&target);
+    let mut repl = Repl::start(&["-p", &pid], &state);
+    repl.expect(&prompt);
+
+    // An unfinished entry shows a continuation prompt.
+    repl.send("let xs = [1,\r");
+    repl.expect("...> ");
+    assert_eq!(repl.line("2];", &prompt), "");
+    assert_eq!(repl.line("xs.len()", &prompt), "2\n");
+
+    // An unterminated string is an error at once, not a wait.
+    let shown = repl.line("\"abc", &prompt);
+    assert!(shown.contains("error: syntax error"), "{shown}");
+
+    // Addresses print in hex; hex() shows any int that way.
+    let shown = repl.line("sym(\"getpid\")", &prompt);
+    assert!(shown.starts_with("0x7f"), "{shown}");
+    assert_eq!(repl.line("hex(255)", &prompt), "0xff\n");
+
+    // Bare help lists the builtins; bare exit leaves with status 0.
+    let shown = repl.line("help", &prompt);
+    assert!(shown.contains("builtins (help(\"name\")"), "{shown}");
+    repl.send("exit\r");
+    assert_eq!(repl.wait_exit(), 0);
+    assert_running(&target);
+
+    let mut repl = Repl::start(&["-p", &pid], &state);
+    repl.expect(&prompt);
+    repl.send("quit\r");
+    assert_eq!(repl.wait_exit(), 0);
+}
+
+#[test]
 fn without_a_target_the_prompt_says_so_and_attach_names_it() {
     let target = Target::python(SLEEPER, &[]);
     let state = workdir("repl-state");
