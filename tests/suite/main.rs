@@ -43,3 +43,4 @@ mod symbols_link;
 mod symbols_many;
 mod syscall_static;
 mod target_identity;
+mod walkthrough;
