@@ -12,6 +12,7 @@
 
 mod support;
 
+mod ansible;
 mod call_basic;
 mod call_errors;
 mod call_registers;

@@ -15,7 +15,9 @@ struct Step {
 /// The steps of walkthrough section `title` (a `### ` heading).
 fn steps(title: &str) -> Vec<Step> {
     let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
-    let start = readme.find(title).unwrap_or_else(|| panic!("no {title:?} in README.md"));
+    let start = readme
+        .find(title)
+        .unwrap_or_else(|| panic!("no {title:?} in README.md"));
     let end = readme[start + 4..]
         .find("\n## ")
         .into_iter()
@@ -80,7 +82,10 @@ fn normal(line: &str) -> String {
             }
             // A duration as the tables show it: 40ms, 1.5s, 7m05s, 3h02m.
             let mut unit = String::new();
-            while chars.peek().is_some_and(|u| "mshd".contains(*u) || u.is_ascii_digit()) {
+            while chars
+                .peek()
+                .is_some_and(|u| "mshd".contains(*u) || u.is_ascii_digit())
+            {
                 unit.push(chars.next().unwrap());
             }
             out.push_str(if unit.is_empty() { "#" } else { "#T" });
@@ -135,9 +140,10 @@ fn incident_1_the_stuck_job() {
     let server = Target::example("silent_server.py", &["0"], "silent server on");
     let port = server.ready.split(':').nth(1).unwrap().trim().to_string();
     let addr = format!("127.0.0.1:{port}");
-    let mut client = Target::example("stuck_client.py", &[&addr], "client pid");
-    assert!(wait_until(STATE_DEADLINE, || task_syscall(client.pid, client.pid)
-        == Some(libc::SYS_recvfrom)));
+    let client = Target::example("stuck_client.py", &[&addr], "client pid");
+    assert!(wait_until(STATE_DEADLINE, || task_syscall(
+        client.pid, client.pid
+    ) == Some(libc::SYS_recvfrom)));
     let live = [("5614", client.pid.to_string()), ("7777", port)];
     run(&steps("### 1. A job stuck"), &live);
     client
@@ -152,7 +158,9 @@ fn incident_2_the_leaky_server() {
     let port = server.ready.rsplit(':').next().unwrap().to_string();
     let poke = manifest_dir().join("examples/poke.py");
     let out = output(
-        std::process::Command::new("python3").arg(&poke).args([&port, "3"]),
+        std::process::Command::new("python3")
+            .arg(&poke)
+            .args([&port, "3"]),
         REACH_DEADLINE,
     );
     assert!(out.status.success(), "{out:?}");
