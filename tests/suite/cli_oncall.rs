@@ -298,3 +298,20 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     let out = reach(&["--completions", "tcsh"]);
     assert_eq!(out.code(), Some(2));
 }
+
+/// The README's API table lists every builtin (the table of builtins
+/// drives help() and completion; this keeps the README with them).
+#[test]
+fn every_builtin_is_in_the_readmes_api_table() {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for b in reach::script::builtins::BUILTINS {
+        let named =
+            |l: &&str| l.contains(&format!("`{}(", b.name)) || l.contains(&format!(".{}(", b.name));
+        assert!(
+            rows.iter().any(named),
+            "README.md's API table lacks {}",
+            b.name
+        );
+    }
+}

@@ -153,4 +153,13 @@ fn reach_is_one_static_binary() {
     assert!(!types.contains(&PT_INTERP), "reach needs a dynamic loader");
     assert!(!types.contains(&PT_DYNAMIC), "reach has a dynamic section");
     assert_eq!(u16_at(0x10), ET_EXEC, "reach is position-independent");
+    // And as file(1) says it, where it is installed.
+    if have("file") {
+        let out = output(
+            std::process::Command::new("file").arg(reach_bin()),
+            REACH_DEADLINE,
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("statically linked"), "{said}");
+    }
 }
