@@ -14,6 +14,7 @@ pub mod fds;
 pub mod maps;
 pub mod procinfo;
 pub mod signals;
+pub mod stacks;
 pub mod symbols;
 pub mod target;
 pub mod threads;

@@ -7,6 +7,7 @@
 use super::engine::{Arg, Call, Choice, Engine, Options};
 use super::maps::{self, Mapping};
 use super::procinfo::{self, Identity};
+use super::stacks::{self, Stack};
 use super::symbols::{Kind, Symbols};
 use super::{Error, Result};
 use crate::sys::{memory, pidfd};
@@ -178,6 +179,18 @@ impl Target {
         let pid = self.id.pid;
         let found = self.symbols.resolve(pid, name);
         Ok(found.map_err(|e| self.explain(e.into()))?.addr)
+    }
+
+    /// Each thread's native stack, innermost frame first (`only`: one
+    /// thread's). A thread blocked in a system call is read with no stop
+    /// where its stack allows; any other is stopped alone, for the copy of
+    /// its registers and the top of its stack only (see `stacks/`).
+    pub fn stacks(&mut self, only: Option<i32>) -> Result<Vec<Stack>> {
+        self.check_alive()?;
+        let opts = self.options();
+        let pid = self.id.pid;
+        let found = stacks::stacks(pid, only, &mut self.symbols, &mut self.engine, &opts);
+        found.map_err(|e| self.explain(e))
     }
 
     /// The fields of `/proc/PID/status` (state, TracerPid, SigIgn, …), read

@@ -174,6 +174,20 @@ pub const BUILTINS: &[Builtin] = &[
         register: super::fds::reg_threads,
     },
     Builtin {
+        name: "stacks",
+        signature: "stacks() -> array of Stack  |  t.stacks()",
+        summary: "each thread's native stack, innermost frame first: address, function+offset, object, file:line; a thread blocked in a system call is read without a stop, others are stopped one at a time for a copy",
+        example: "stacks().filter(|s| s.syscall == \"read\")[0].frames[1].function",
+        register: super::stacks::reg_stacks,
+    },
+    Builtin {
+        name: "stack",
+        signature: "stack(tid) -> Stack  |  t.stack(tid)",
+        summary: "one thread's native stack (see stacks())",
+        example: "stack(PID).frames.map(|f| f.function)",
+        register: super::stacks::reg_stack,
+    },
+    Builtin {
         name: "signals",
         signature: "signals() -> map of Signal  |  t.signals()",
         summary: "each signal's disposition: ignored, caught, blocked, pending (from /proc, no stop)",

@@ -5,7 +5,8 @@
 //! target addresses as a type that prints in hex (`address.rs`), the one table of builtins that
 //! drives registration, `help()` and completion (`builtins.rs`), argument
 //! conversion (`args.rs`), rendering of results (`output.rs`, `table.rs`),
-//! the Fd, Thread and Signal values (`fds.rs`), the built-in playbooks
+//! the Fd, Thread and Signal values (`fds.rs`), the Stack value
+//! (`stacks.rs`), the built-in playbooks
 //! of `scripts/` (`playbooks.rs`) and what a run did (`report.rs`).
 //! Must never touch ptrace or `/proc` directly: everything goes through
 //! `process`. Runs on one thread: shared state is `Rc<RefCell<_>>`.
@@ -19,6 +20,7 @@ pub mod fds;
 pub mod output;
 pub mod playbooks;
 pub mod report;
+pub mod stacks;
 pub mod table;
 
 use crate::process::{Settings, Target};

@@ -83,6 +83,9 @@ pub fn to_text(value: &Dynamic) -> String {
     if let Some(table) = super::fds::to_text(value) {
         return table;
     }
+    if let Some(text) = super::stacks::to_text(value) {
+        return text;
+    }
     if let Some(t) = value.clone().try_cast::<TargetHandle>() {
         return target_label(&t);
     }
@@ -119,6 +122,9 @@ pub fn to_json(value: &Dynamic) -> Value {
         return json!(value.clone().into_string().unwrap_or_default());
     }
     if let Some(v) = super::fds::to_json(value) {
+        return v;
+    }
+    if let Some(v) = super::stacks::to_json(value) {
         return v;
     }
     if let Some(a) = value.clone().try_cast::<Address>() {

@@ -25,6 +25,7 @@ pub const PLAYBOOKS: &[Playbook] = &[
     playbook!("drop"),
     playbook!("tcpdrop"),
     playbook!("sockets"),
+    playbook!("stacks"),
 ];
 
 impl Playbook {

@@ -62,6 +62,27 @@ fn read_one(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     }
 }
 
+/// Up to `len` bytes at `addr` of process `pid`: as many as can be read
+/// from `addr` on (a stack copy stops where its mapping ends), in one
+/// `process_vm_readv`. Never stops the process.
+pub fn read_prefix(pid: i32, addr: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let remote = [RemoteIoVec {
+        base: addr as usize,
+        len,
+    }];
+    let n = on_process(pid, |pid| {
+        process_vm_readv(
+            Pid::from_raw(pid),
+            &mut [IoSliceMut::new(&mut out)],
+            &remote,
+        )
+    })
+    .unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
 /// `pid` may be any thread: `/proc/TID/mem` is its process's memory.
 fn read_proc_mem(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let file = File::open(format!("/proc/{pid}/mem")).map_err(io_errno)?;

@@ -38,6 +38,7 @@ mod reliability_kill;
 mod reliability_stress;
 mod reliability_threads;
 mod repl;
+mod stacks;
 mod symbols_files;
 mod symbols_libc;
 mod symbols_link;

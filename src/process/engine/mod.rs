@@ -133,6 +133,45 @@ pub struct Options {
     pub thread: Choice,
 }
 
+/// What unwinding one thread's stack starts from: its registers and a copy
+/// of the top of its stack.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub ip: u64,
+    pub sp: u64,
+    /// `None` when it could not be had without a stop.
+    pub bp: Option<u64>,
+    /// Where `stack` starts in the target.
+    pub stack_at: u64,
+    pub stack: Vec<u8>,
+}
+
+/// Below the stack pointer: the x86-64 red zone, which a leaf function
+/// may use without moving the stack pointer.
+const RED_ZONE: u64 = 128;
+
+impl Snapshot {
+    /// Registers as given, and up to `len` bytes of the stack above `sp`
+    /// (fewer where the mapping ends), read without a stop.
+    pub fn copy(pid: i32, ip: u64, sp: u64, bp: u64, len: usize) -> Snapshot {
+        let stack_at = sp.saturating_sub(RED_ZONE);
+        Snapshot {
+            ip,
+            sp,
+            bp: Some(bp),
+            stack_at,
+            stack: crate::sys::memory::read_prefix(pid, stack_at, len + RED_ZONE as usize),
+        }
+    }
+
+    /// The 8 bytes at `addr`, if the copy holds them.
+    pub fn word(&self, addr: u64) -> Option<u64> {
+        let at = usize::try_from(addr.checked_sub(self.stack_at)?).ok()?;
+        let bytes = self.stack.get(at..at.checked_add(8)?)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+}
+
 /// Limits of one operation in progress.
 pub(crate) struct Limits {
     pub deadline: Instant,
@@ -383,6 +422,35 @@ impl Engine {
             let map = me.mapping(win, limits)?;
             run::syscall(win, &map, what, nr, args, limits)
         })
+    }
+
+    /// Stop thread `tid` alone, copy what unwinding its stack needs — its
+    /// instruction, stack and frame pointers and up to `len` bytes from
+    /// its stack pointer (the red zone below it included) — and let it
+    /// go: the thread is held for the copy only, and given back as every
+    /// window gives a thread back. In a frozen target the thread is read
+    /// where it is held.
+    pub fn snapshot(&mut self, tid: Tid, len: usize, opts: &Options) -> Result<Snapshot> {
+        if let Some(win) = &self.frozen
+            && win.holds(tid)
+        {
+            let regs = crate::sys::ptrace::get_regs(tid).map_err(Error::from)?;
+            return Ok(Snapshot::copy(self.pid, regs.rip, regs.rsp, regs.rbp, len));
+        }
+        self.check_may_signal()?;
+        window::tend_lingering();
+        let limits = Limits::new(opts.timeout);
+        let win = Window::open_one(self.pid, Choice::Thread(tid), None, &limits)?;
+        if win.call_tid() != tid {
+            drop(win);
+            return Err(Error::ThreadExited(tid));
+        }
+        // The registers as the thread stopped (not as saved to resume: a
+        // system call the stop interrupted is set up there to restart).
+        let regs = crate::sys::ptrace::get_regs(tid).map_err(Error::from)?;
+        let snapshot = Snapshot::copy(self.pid, regs.rip, regs.rsp, regs.rbp, len);
+        win.close()?;
+        Ok(snapshot)
     }
 
     /// Stop every thread and hold them until [`Engine::thaw`].

@@ -233,6 +233,11 @@ impl Window {
         Ok(())
     }
 
+    /// Does this window hold thread `tid` stopped?
+    pub fn holds(&self, tid: Tid) -> bool {
+        self.held.contains(&tid)
+    }
+
     pub fn call_tid(&self) -> Tid {
         self.call
     }

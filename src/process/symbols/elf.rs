@@ -78,6 +78,39 @@ pub struct Object {
     versions: OnceCell<HashMap<u16, String>>,
     /// `.symtab` (or the debug file's), by name.
     statics: OnceCell<HashMap<Box<str>, Vec<Symbol>>>,
+    /// Functions by address, from `.symtab` and `.dynsym` (for naming
+    /// code addresses: stacks).
+    functions: OnceCell<Vec<Function>>,
+}
+
+/// A function as the symbol tables give it, for naming a code address.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// Its value (an address before relocation).
+    pub start: u64,
+    /// `st_size`; 0 when the table does not say.
+    pub size: u64,
+    pub name: Box<str>,
+}
+
+/// A compressed section's bytes (`Elf64_Chdr`, then a zlib stream, as
+/// distributions ship debug files), inflated; at most 1 GiB.
+pub fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    const ELFCOMPRESS_ZLIB: u32 = 1;
+    const MAX: u64 = 1 << 30;
+    // Elf64_Chdr: ch_type, ch_reserved, ch_size, ch_addralign.
+    let kind = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    let size = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    if kind != ELFCOMPRESS_ZLIB || size > MAX {
+        return None;
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    flate2::read::ZlibDecoder::new(bytes.get(24..)?)
+        .take(size)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 const SYM_SIZE: usize = 24;
@@ -149,6 +182,7 @@ impl Object {
                 .collect(),
             versions: OnceCell::new(),
             statics: OnceCell::new(),
+            functions: OnceCell::new(),
         };
         Some(object)
     }
@@ -317,6 +351,99 @@ impl Object {
     /// The whole file's bytes (to check a debug file's CRC).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// Section `name`: its address range (before relocation) and where its
+    /// bytes are in the file (`None` for a section with no file bytes).
+    pub fn section(
+        &self,
+        name: &str,
+    ) -> Option<(std::ops::Range<u64>, Option<std::ops::Range<usize>>)> {
+        let sections = self.section_headers()?;
+        let names = sections.get(self.shstrndx()?)?;
+        let found = sections.iter().find(|s| {
+            self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(name.as_bytes())
+        })?;
+        let svma = found.sh_addr..found.sh_addr + found.sh_size;
+        let at = found.sh_offset as usize;
+        let bytes = (found.sh_type != goblin::elf::section_header::SHT_NOBITS
+            && at.checked_add(found.sh_size as usize)? <= self.bytes.len())
+        .then(|| at..at + found.sh_size as usize);
+        Some((svma, bytes))
+    }
+
+    /// The bytes of section `name` as the file holds them, and whether
+    /// they are compressed (`SHF_COMPRESSED`: see [`inflate`]).
+    pub fn section_raw(&self, name: &str) -> Option<(&[u8], bool)> {
+        const SHF_COMPRESSED: u64 = 0x800;
+        let sections = self.section_headers()?;
+        let names = sections.get(self.shstrndx()?)?;
+        let found = sections.iter().find(|s| {
+            self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(name.as_bytes())
+        })?;
+        let (_, at) = self.section(name)?;
+        Some((self.bytes.get(at?)?, found.sh_flags & SHF_COMPRESSED != 0))
+    }
+
+    /// The bytes of section `name`, decompressed if the file holds it
+    /// compressed.
+    pub fn section_data(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match self.section_raw(name)? {
+            (bytes, false) => Some(std::borrow::Cow::Borrowed(bytes)),
+            (bytes, true) => inflate(bytes).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// The function whose code holds `svma` (an address before
+    /// relocation): the one that starts closest below it, within its size
+    /// where the table gives one.
+    pub fn function_at(&self, svma: u64) -> Option<&Function> {
+        let functions = self.functions.get_or_init(|| self.index_functions());
+        let i = functions
+            .partition_point(|f| f.start <= svma)
+            .checked_sub(1)?;
+        let f = &functions[i];
+        (f.size == 0 || svma < f.start + f.size).then_some(f)
+    }
+
+    /// Every function of `.symtab` and `.dynsym`, by address; of two at
+    /// one address, the global (or first) one.
+    fn index_functions(&self) -> Vec<Function> {
+        let mut found: Vec<(Function, bool)> = Vec::new();
+        if let Some(sections) = self.section_headers() {
+            for table in sections.iter().filter(|s| {
+                s.sh_type == SHT_SYMTAB || s.sh_type == goblin::elf::section_header::SHT_DYNSYM
+            }) {
+                let Some(strings) = sections.get(table.sh_link as usize) else {
+                    continue;
+                };
+                let count = (table.sh_size as usize / SYM_SIZE).min(1 << 24);
+                for i in 1..count {
+                    let Some(raw) = self.raw_sym(table.sh_offset as usize + i * SYM_SIZE) else {
+                        break;
+                    };
+                    let kind = raw.st_type();
+                    if !(kind == sym::STT_FUNC || kind == sym::STT_GNU_IFUNC)
+                        || raw.st_shndx == SHN_UNDEF as usize
+                        || raw.st_value == 0
+                    {
+                        continue;
+                    }
+                    let Some(name) = self.cstr_at(strings.sh_offset as usize + raw.st_name) else {
+                        continue;
+                    };
+                    let function = Function {
+                        start: raw.st_value,
+                        size: raw.st_size,
+                        name: String::from_utf8_lossy(name).into(),
+                    };
+                    found.push((function, raw.st_bind() != sym::STB_LOCAL));
+                }
+            }
+        }
+        found.sort_by(|(a, ga), (b, gb)| a.start.cmp(&b.start).then(gb.cmp(ga)));
+        found.dedup_by(|(a, _), (b, _)| a.start == b.start);
+        found.into_iter().map(|(f, _)| f).collect()
     }
 
     fn statics(

@@ -21,7 +21,8 @@ mod linkmap;
 use super::maps::{self, Mapping};
 use super::procinfo;
 use crate::sys::{filemap, memory, procmap};
-use elf::{Object, Symbol};
+use elf::Symbol;
+pub use elf::{Object, inflate};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -240,7 +241,33 @@ impl View {
 pub struct Symbols {
     /// Every object parsed so far, by (device, inode); `None`: not ELF.
     objects: HashMap<(String, u64), Option<Rc<Object>>>,
+    /// Separate debug files found so far, by the object's (device, inode).
+    debug: HashMap<(String, u64), Option<Rc<Object>>>,
     view: Option<View>,
+}
+
+/// An object with code mapped in the target, for unwinding its stacks and
+/// naming code addresses.
+pub struct CodeObject {
+    /// As `/proc/PID/maps` shows it.
+    pub path: String,
+    /// The lowest to the highest address of its mappings.
+    pub range: std::ops::Range<u64>,
+    /// Its executable mappings.
+    pub code: Vec<std::ops::Range<u64>>,
+    /// Where its vaddr 0 is in the target.
+    pub bias: u64,
+    pub object: Rc<Object>,
+    /// Its separate debug file (by build-id or debuglink), if found.
+    pub debug: Option<Rc<Object>>,
+}
+
+impl CodeObject {
+    /// The file name, as eu-stack and gdb print it.
+    pub fn file_name(&self) -> &str {
+        let path = self.path.strip_suffix(" (deleted)").unwrap_or(&self.path);
+        path.rsplit('/').next().unwrap_or(path)
+    }
 }
 
 impl Symbols {
@@ -295,7 +322,7 @@ impl Symbols {
     /// Look `name` up in the current view: the result and its module.
     fn lookup(&mut self, pid: i32, name: &str) -> Result<(Resolved, usize), SymbolError> {
         let query = Query::parse(name);
-        let Symbols { objects, view } = self;
+        let Symbols { objects, view, .. } = self;
         let Some(view) = view.as_mut() else {
             return Err(SymbolError::Maps {
                 pid,
@@ -375,7 +402,7 @@ impl Symbols {
         if self.refresh(pid).is_err() {
             return Vec::new();
         }
-        let Symbols { objects, view } = self;
+        let Symbols { objects, view, .. } = self;
         let Some(view) = view.as_mut() else {
             return Vec::new();
         };
@@ -393,6 +420,55 @@ impl Symbols {
             );
         }
         names.into_iter().take(limit).collect()
+    }
+
+    /// Every object of `pid` that has code, with its load bias and debug
+    /// file: what unwinding needs (objects come from the cache).
+    pub fn code_objects(&mut self, pid: i32) -> Result<Vec<CodeObject>, SymbolError> {
+        self.refresh(pid)?;
+        let Symbols {
+            objects,
+            debug,
+            view,
+        } = self;
+        let Some(view) = view.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mappings = maps::parse(&view.maps);
+        let mut found: Vec<CodeObject> = mappings
+            .iter()
+            .filter(|m| m.path == "[vdso]")
+            .filter_map(|m| vdso(pid, m))
+            .collect();
+        for module in &mut view.modules {
+            let Some(object) = load(objects, pid, module) else {
+                continue;
+            };
+            let Some(bias) = module.bias.or_else(|| object.bias(&module.mappings)) else {
+                continue;
+            };
+            let path = module.file_path().to_string();
+            let debug_file = debug
+                .entry((module.dev.clone(), module.inode))
+                .or_insert_with(|| debugfile::find(pid, &path, &object).map(Rc::new))
+                .clone();
+            let start = module.mappings.iter().map(|m| m.0).min().unwrap_or(0);
+            let end = module.mappings.iter().map(|m| m.1).max().unwrap_or(0);
+            let code = mappings
+                .iter()
+                .filter(|m| m.is_executable() && m.inode == module.inode && m.dev == module.dev)
+                .map(|m| m.start..m.end)
+                .collect();
+            found.push(CodeObject {
+                path: module.path.clone(),
+                range: start..end,
+                code,
+                bias,
+                object,
+                debug: debug_file,
+            });
+        }
+        Ok(found)
     }
 
     /// Re-read `/proc/PID/maps`; if it changed since the last lookup (a
@@ -510,6 +586,26 @@ fn r_debug(
     let object = load(objects, pid, ld_so)?;
     let found = object.dynamic_lookup("_r_debug", None)?;
     Some(located(ld_so, &object, &found)?.addr)
+}
+
+/// The vDSO the kernel mapped into `pid`: a whole ELF image in one
+/// mapping, linked at 0, copied from the target's memory.
+fn vdso(pid: i32, m: &Mapping) -> Option<CodeObject> {
+    const MAX: u64 = 1 << 20;
+    if m.end - m.start > MAX {
+        return None;
+    }
+    let mut image = vec![0u8; (m.end - m.start) as usize];
+    memory::read(pid, m.start, &mut image).ok()?;
+    let object = Rc::new(Object::from_image(image, |_| Some(m.start))?);
+    Some(CodeObject {
+        path: m.path.clone(),
+        range: m.start..m.end,
+        code: std::iter::once(m.start..m.end).collect(),
+        bias: m.start,
+        object,
+        debug: None,
+    })
 }
 
 /// The object behind `module`, opened on first use and cached.

@@ -34,6 +34,7 @@ fn fixture_flags(name: &str) -> &'static [&'static str] {
         "target" | "rel_faults" => &["-pthread", "-rdynamic"],
         "regs" | "rel_stress" => &["-pthread", "-O1", "-mno-red-zone"],
         "blocked" | "seccomp" | "hostile" => &["-pthread"],
+        "backtrace" => &["-pthread", "-O0"],
         "static_accept" | "pb_pipe_writer" => &["-static", "-s"],
         "libanswer_v1" | "libanswer_v2" => &["-shared", "-fPIC"],
         "libuser" => &["-ldl"],
