@@ -90,8 +90,9 @@ pub fn stacks(
     }
     let objects = symbols.code_objects(pid)?;
     let unwinder = unwind::Unwinder::new(&objects);
-    let mut namer = names::Namer::new(&objects);
-    let mut stacks = Vec::new();
+    // Every copy first, naming after: the threads are back to themselves
+    // before reach spends time on symbols and debug files.
+    let mut walked = Vec::new();
     for thread in threads
         .into_iter()
         .filter(|t| only.is_none_or(|o| o == t.tid))
@@ -118,21 +119,25 @@ pub fn stacks(
                 Err(e) => return Err(e),
             },
         };
-        let frames = walk
-            .addresses
-            .iter()
-            .enumerate()
-            .map(|(i, &address)| namer.name(address, i > 0))
-            .collect();
-        stacks.push(Stack {
+        walked.push((thread, walk, stopped));
+    }
+    let mut namer = names::Namer::new(&objects);
+    let stacks = walked
+        .into_iter()
+        .map(|(thread, walk, stopped)| Stack {
             tid: thread.tid,
             name: thread.name,
             state: thread.state,
             syscall: thread.syscall,
-            frames,
+            frames: walk
+                .addresses
+                .iter()
+                .enumerate()
+                .map(|(i, &address)| namer.name(address, i > 0))
+                .collect(),
             end: walk.end,
             stopped,
-        });
-    }
+        })
+        .collect();
     Ok(stacks)
 }

@@ -52,30 +52,22 @@ enum Lines {
 }
 
 /// `object`'s DWARF for finding lines, if it has `.debug_info`
-/// (compressed or not). Compressed sections (as distributions ship debug
-/// files) are inflated side by side, one thread each.
+/// (compressed or not, as distributions ship debug files).
 fn lines(object: &Object) -> Option<Lines> {
     object.section(".debug_info")?.1?;
-    type Raw<'o> = (gimli::SectionId, Option<(&'o [u8], bool)>);
-    let raw: Vec<Raw> = LINE_SECTIONS
+    // Inflated here, one after another: helper threads would compete
+    // with the target's own running threads for the CPU.
+    let inflated: Vec<(gimli::SectionId, Option<Vec<u8>>)> = LINE_SECTIONS
         .iter()
-        .map(|&id| (id, object.section_raw(id.name())))
+        .map(|&id| {
+            let data = match object.section_raw(id.name()) {
+                Some((bytes, true)) => inflate(bytes),
+                Some((bytes, false)) => Some(bytes.to_vec()),
+                None => None,
+            };
+            (id, data)
+        })
         .collect();
-    let inflated: Vec<(gimli::SectionId, Option<Vec<u8>>)> = std::thread::scope(|scope| {
-        let jobs: Vec<_> = raw
-            .into_iter()
-            .map(|(id, raw)| match raw {
-                Some((bytes, true)) => (id, Err(scope.spawn(move || inflate(bytes)))),
-                other => (id, Ok(other.map(|(bytes, _)| bytes.to_vec()))),
-            })
-            .collect();
-        jobs.into_iter()
-            .map(|(id, job)| match job {
-                Ok(plain) => (id, plain),
-                Err(job) => (id, job.join().ok().flatten()),
-            })
-            .collect()
-    });
     let load = |id: gimli::SectionId| -> Result<R, gimli::Error> {
         let bytes: Rc<[u8]> = inflated
             .iter()
