@@ -125,6 +125,7 @@ fn every_playbook_prints_one_json_document() {
         &["--dry-run", "ignore-sigpipe"],
         &["drop", "192.0.2.1:9"],
         &["tcpdrop", "192.0.2.1:9"],
+        &["stacks"],
     ];
     for args in runs {
         let mut all = vec!["--json", "-p", pid.as_str()];
