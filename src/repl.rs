@@ -130,6 +130,9 @@ pub fn run(shared: &Shared, json: bool) -> Result<(), ScriptError> {
         }
         interrupt::clear();
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
+        // A thread reach could not let go of yet (an interrupted call's)
+        // is released before the prompt comes back, when it stops soon.
+        reach::process::engine::settle_lingering(Duration::from_millis(200));
         let leave = asked_to_leave();
         interrupt::clear();
         match result {

@@ -202,9 +202,15 @@ fn multi_line_definitions_history_errors_and_ctrl_d() {
     let mut repl = Repl::start(&["-p", &pid], &state);
     repl.expect(&prompt);
 
-    // A function over three lines: the first two are unfinished to Rhai.
+    // A function over three lines: the first two are unfinished to Rhai,
+    // and each is followed by the continuation prompt (typed after it, as
+    // a person does: text typed ahead while reach is busy is echoed by the
+    // terminal as well).
     repl.send("fn twice(x) {\r");
+    repl.expect("...> ");
     repl.send("  x * 2\r");
+    repl.expect("  x * 2\n");
+    repl.expect("...> ");
     assert_eq!(repl.line("}", &prompt), "");
     assert_eq!(repl.line("twice(21)", &prompt), "42\n");
 

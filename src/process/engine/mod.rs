@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use window::Window;
 
 pub use choose::Choice;
-pub use window::{tend_lingering, timing};
+pub use window::{settle_lingering, tend_lingering, timing};
 
 /// An argument to an injected call.
 #[derive(Debug, Clone)]

@@ -457,6 +457,21 @@ fn linger(tid: Tid) {
     LINGERING.with(|l| l.borrow_mut().push(tid));
 }
 
+/// Release the lingering threads that have stopped since (or are gone),
+/// waiting up to `wait` for the others to stop: what is left lingering
+/// after it, if anything.
+pub fn settle_lingering(wait: std::time::Duration) -> usize {
+    let until = Instant::now() + wait;
+    loop {
+        tend_lingering();
+        let left = LINGERING.with(|l| l.borrow().len());
+        if left == 0 || Instant::now() >= until {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Release the lingering threads that have stopped since (or are gone).
 pub fn tend_lingering() {
     LINGERING.with(|l| {
