@@ -17,9 +17,9 @@ pub fn open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// May reach send the process behind `pidfd` a signal (kill(2)'s
-/// permission: the same user, or CAP_KILL)? False also once it is gone.
-pub fn may_signal(pidfd: &OwnedFd) -> bool {
+/// Signal 0 through the pidfd: the permission and existence checks of a
+/// signal, with nothing sent.
+fn signal0(pidfd: &OwnedFd) -> Result<(), Errno> {
     // SAFETY: integers and a null siginfo.
     let ret = unsafe {
         libc::syscall(
@@ -30,31 +30,21 @@ pub fn may_signal(pidfd: &OwnedFd) -> bool {
             0,
         )
     };
-    ret == 0 || Errno::last() != Errno::EPERM
+    if ret == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
-/// Signal 0 through the pidfd: does the process exist? EPERM (a process
-/// of another user, without CAP_KILL) says it does; only ESRCH says it is
-/// gone.
-fn signal0(pidfd: &OwnedFd) -> bool {
-    // SAFETY: integers and a null siginfo.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    ret == 0 || Errno::last() != Errno::ESRCH
+/// May reach send the process behind `pidfd` a signal (kill(2)'s
+/// permission: the same user, or CAP_KILL)? Only EPERM says no (a process
+/// gone has nothing left to refuse).
+pub fn may_signal(pidfd: &OwnedFd) -> bool {
+    signal0(pidfd) != Err(Errno::EPERM)
 }
 
 /// Whether the process behind `pidfd` is still alive (not yet exited).
 pub fn is_alive(pidfd: &OwnedFd) -> bool {
     // Signal 0 checks existence only. A zombie still counts as existing,
     // so also poll: a pidfd is readable once the process has exited.
-    if !signal0(pidfd) {
+    if !exists(pidfd) {
         return false;
     }
     let mut pfd = libc::pollfd {
@@ -69,9 +59,10 @@ pub fn is_alive(pidfd: &OwnedFd) -> bool {
 
 /// Whether the process behind `pidfd` has not been reaped yet (so its pid
 /// is still its own): one system call, for use while one of its threads
-/// is held stopped (then it is no zombie either).
+/// is held stopped (then it is no zombie either). EPERM (a process of
+/// another user, without CAP_KILL) says it exists; only ESRCH says not.
 pub fn exists(pidfd: &OwnedFd) -> bool {
-    signal0(pidfd)
+    signal0(pidfd) != Err(Errno::ESRCH)
 }
 
 /// Duplicate descriptor `fd` of the process behind `pidfd` into reach.
