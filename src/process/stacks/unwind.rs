@@ -42,6 +42,9 @@ fn section(object: &Rc<Object>, name: &str) -> Option<(Range<u64>, Option<Sectio
 
 pub struct Unwinder {
     inner: UnwinderX86_64<Section>,
+    /// framehop's cache of unwind rules by address, shared by the walks of
+    /// one call (threads in the same functions share their rules).
+    cache: std::cell::RefCell<CacheX86_64>,
     /// The code every module covers.
     code: Vec<Range<u64>>,
 }
@@ -93,7 +96,11 @@ impl Unwinder {
             };
             inner.add_module(Module::new(o.path.clone(), start..end, o.bias, info));
         }
-        Unwinder { inner, code }
+        Unwinder {
+            inner,
+            cache: std::cell::RefCell::new(CacheX86_64::new()),
+            code,
+        }
     }
 
     fn knows(&self, address: u64) -> bool {
@@ -104,7 +111,7 @@ impl Unwinder {
     /// process for what lies beyond it (callers' frames, which do not
     /// move while the thread runs in the frames inside them).
     pub fn walk(&self, pid: i32, snapshot: &Snapshot) -> Walk {
-        let mut cache = CacheX86_64::<_>::new();
+        let mut cache = self.cache.borrow_mut();
         let mut read = |addr: u64| -> Result<u64, ()> {
             if let Some(word) = snapshot.word(addr) {
                 return Ok(word);
