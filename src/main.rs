@@ -463,11 +463,12 @@ fn run_all(cli: &Cli, job: &Job, settings: Settings) -> anyhow::Result<ExitCode>
             report::narrate(&format!("== {} ==", escape_controls(&m.to_string())));
         }
         let run = run_one(job, settings.clone(), cli.dry_run, Some(m.pid));
-        changed += run.actions.iter().any(|a| a.changed) as usize;
-        match &run.value {
+        let document = run.document(job, cli.dry_run);
+        changed += usize::from(document["changed"] == true);
+        match run.value {
             Ok(value) => {
                 if !cli.json
-                    && let Some(text) = output::render(value, false)
+                    && let Some(text) = output::render(&value, false)
                 {
                     reach::say!("{text}");
                 }
@@ -475,10 +476,10 @@ fn run_all(cli: &Cli, job: &Job, settings: Settings) -> anyhow::Result<ExitCode>
             // Wrong input is wrong for every process: stop at the first.
             Err(e @ ScriptError::Usage(_)) => {
                 if cli.json {
-                    documents.push(run.document(job, cli.dry_run));
+                    documents.push(document);
                     reach::say!("{}", pretty(&all_document(pattern, &documents)));
                 }
-                return Err(ScriptError::Usage(e.to_string()).into());
+                return Err(e.into());
             }
             Err(e) => {
                 failed += 1;
@@ -487,7 +488,7 @@ fn run_all(cli: &Cli, job: &Job, settings: Settings) -> anyhow::Result<ExitCode>
                 }
             }
         }
-        documents.push(run.document(job, cli.dry_run));
+        documents.push(document);
     }
     if cli.json {
         reach::say!("{}", pretty(&all_document(pattern, &documents)));

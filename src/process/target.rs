@@ -208,6 +208,11 @@ impl Target {
     /// Call function `name` with `args`; the C return value, sign-extended
     /// from 64 bits.
     pub fn call(&mut self, name: &str, args: &[Arg]) -> Result<i64> {
+        self.call_at(name, args).map(|(value, _)| value)
+    }
+
+    /// [`Target::call`], and the address the function was found at.
+    pub fn call_at(&mut self, name: &str, args: &[Arg]) -> Result<(i64, u64)> {
         // Resolve everything before stopping anything.
         let func = self.symbols.resolve(self.id.pid, name);
         let func = func.map_err(|e| self.explain(e.into()))?;
@@ -228,7 +233,7 @@ impl Target {
         };
         let returned = self.engine_op(|engine, opts| engine.call(&call, opts))?;
         self.last_errno = returned.errno;
-        Ok(c_return_value(returned.value))
+        Ok((c_return_value(returned.value), func.addr))
     }
 
     /// The errno left by the last `call`.

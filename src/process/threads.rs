@@ -259,6 +259,17 @@ pub fn current_syscall(pid: i32, tid: i32) -> Syscall {
 
 /// Every thread of `pid`. A thread that exits while listed is left out.
 pub fn list(pid: i32) -> Result<Vec<Thread>> {
+    let mut threads = list_states(pid)?;
+    for t in &mut threads {
+        t.wchan = procinfo::wchan(pid, t.tid);
+        t.waits_on = waited_fds(pid, &t.syscall);
+    }
+    Ok(threads)
+}
+
+/// Every thread of `pid` with its name, state and system call only (no
+/// wchan, no waited descriptors: nothing read from its memory).
+pub fn list_states(pid: i32) -> Result<Vec<Thread>> {
     let mut threads = Vec::new();
     for tid in procinfo::tasks(pid)? {
         let Some(stat) = procinfo::task_stat(pid, tid) else {
@@ -279,8 +290,8 @@ pub fn list(pid: i32) -> Result<Vec<Thread>> {
             tid,
             name: stat.comm,
             state: stat.state,
-            wchan: procinfo::wchan(pid, tid),
-            waits_on: waited_fds(pid, &syscall),
+            wchan: None,
+            waits_on: Vec::new(),
             syscall,
         });
     }

@@ -396,11 +396,11 @@ fn reg_detach(engine: &mut Engine, shared: &Shared) {
 
 fn do_call(t: &mut Target, s: &Session, name: &str, args: &Array) -> RhaiResult<i64> {
     let converted = to_args("call", args).map_err(usage)?;
-    let addr = t.sym(name).map_err(fail)?;
-    let result = if s.dry_run {
-        None
+    let (result, addr) = if s.dry_run {
+        (None, t.sym(name).map_err(fail)?)
     } else {
-        Some(t.call(name, &converted).map_err(fail)?)
+        let (value, addr) = t.call_at(name, &converted).map_err(fail)?;
+        (Some(value), addr)
     };
     let what = format!("{name}({}) at {addr:#x} in pid {}", describe(args), t.pid());
     s.record(

@@ -26,7 +26,8 @@ pub struct ThreadValue(pub Thread);
 #[derive(Clone)]
 pub struct SignalValue(pub Signal);
 
-fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
+/// A value, or `()` where there is none.
+pub(super) fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
     v.map_or(Dynamic::UNIT, Into::into)
 }
 
@@ -247,16 +248,6 @@ pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
             } else {
                 Some(fds::shutdown(&mut f.target.0.borrow_mut(), &f.fd, how).map_err(fail)?)
             };
-            let (via, how_taken) = match path {
-                Some(fds::ShutdownPath::Pidfd) => {
-                    ("pidfd_getfd", " through pidfd_getfd, without stopping it")
-                }
-                Some(fds::ShutdownPath::InjectedCall) => (
-                    "injected call",
-                    " through an injected shutdown() call (pidfd_getfd is unavailable)",
-                ),
-                None => ("", ""),
-            };
             let what = format!(
                 "fd {} ({label}) of pid {pid} with {}",
                 f.fd.fd,
@@ -265,9 +256,12 @@ pub fn reg_shutdown(engine: &mut Engine, shared: &Shared) {
             sh.borrow().record(
                 fd_action("shutdown", f, !dry_run)
                     .with("how", how_name(how))
-                    .with("via", path.map(|_| via))
+                    .with("via", path.map(fds::ShutdownPath::as_str))
                     .told(
-                        &format!("shut down {what}{how_taken}"),
+                        &format!(
+                            "shut down {what} {}",
+                            path.map_or("", fds::ShutdownPath::told)
+                        ),
                         &format!("shut down {what}"),
                     ),
             );

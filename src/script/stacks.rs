@@ -4,6 +4,7 @@
 
 use super::address::Address;
 use super::builtins::{RhaiResult, current, fail};
+use super::fds::opt;
 use super::{Shared, TargetHandle};
 use crate::process::stacks::{End, Frame, Stack};
 use rhai::{Array, Dynamic, Engine, Map};
@@ -14,19 +15,12 @@ pub struct StackValue(pub Stack);
 
 fn frame_map(f: &Frame) -> Dynamic {
     let mut m = Map::new();
-    let opt = |v: Option<Dynamic>| v.unwrap_or(Dynamic::UNIT);
     m.insert("address".into(), Dynamic::from(Address(f.address)));
-    m.insert(
-        "function".into(),
-        opt(f.function.clone().map(Dynamic::from)),
-    );
+    m.insert("function".into(), opt(f.function.clone()));
     m.insert("offset".into(), Dynamic::from(f.offset as i64));
-    m.insert("object".into(), opt(f.object.clone().map(Dynamic::from)));
-    m.insert("file".into(), opt(f.file.clone().map(Dynamic::from)));
-    m.insert(
-        "line".into(),
-        opt(f.line.map(|l| Dynamic::from(i64::from(l)))),
-    );
+    m.insert("object".into(), opt(f.object.clone()));
+    m.insert("file".into(), opt(f.file.clone()));
+    m.insert("line".into(), opt(f.line.map(i64::from)));
     m.into()
 }
 
@@ -35,17 +29,14 @@ fn stacks_of(handle: &TargetHandle, only: Option<i32>) -> RhaiResult<Vec<Stack>>
 }
 
 pub fn reg_stacks(engine: &mut Engine, shared: &Shared) {
-    let opt = |v: Option<Dynamic>| v.unwrap_or(Dynamic::UNIT);
     engine
         .register_type_with_name::<StackValue>("Stack")
         .register_get("tid", |s: &mut StackValue| s.0.tid as i64)
         .register_get("name", |s: &mut StackValue| s.0.name.clone())
         .register_get("state", |s: &mut StackValue| s.0.state.to_string())
-        .register_get("syscall", move |s: &mut StackValue| {
-            opt(s.0.syscall.name().map(Dynamic::from))
-        })
-        .register_get("fd", move |s: &mut StackValue| {
-            opt(s.0.syscall.fd().map(|fd| Dynamic::from(i64::from(fd))))
+        .register_get("syscall", |s: &mut StackValue| opt(s.0.syscall.name()))
+        .register_get("fd", |s: &mut StackValue| {
+            opt(s.0.syscall.fd().map(i64::from))
         })
         .register_get("frames", |s: &mut StackValue| {
             s.0.frames.iter().map(frame_map).collect::<Array>()

@@ -32,6 +32,19 @@ const EPOLLS: &[i64] = &[
     libc::SYS_epoll_pwait2,
 ];
 
+/// `unstick :PORT` on `pid`, which says its main thread left its system
+/// call.
+fn unstick_port(pid: i32, port: u16) {
+    let out = reach(&["-p", &pid.to_string(), "unstick", &format!(":{port}")]);
+    assert_ok(&out);
+    assert!(
+        out.stdout
+            .contains(&format!("thread {pid} left its system call")),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn poll_select_and_epoll_waiters_are_named_and_unstick_wakes_them() {
     let mut t = Target::fixture("pollers", &[]);
@@ -132,14 +145,7 @@ while True:
     let (fd, waiters) = socket_to(t.pid, port);
     assert_eq!(fd, t.field("fd"));
     assert_eq!(waiters, serde_json::json!([t.pid]));
-    let out = reach(&["-p", &t.pid.to_string(), "unstick", &format!(":{port}")]);
-    assert_ok(&out);
-    assert!(
-        out.stdout
-            .contains(&format!("thread {} left its system call", t.pid)),
-        "{}",
-        out.stdout
-    );
+    unstick_port(t.pid, port);
     assert_eq!(t.line(), "woke recv=0");
     assert!(t.wait_exit(STATE_DEADLINE).success());
 }
@@ -171,14 +177,7 @@ print "fetched ", $r->code, "\n";
     blocked_in(t.pid, t.pid, &all);
     let (_, waiters) = socket_to(t.pid, port);
     assert_eq!(waiters, serde_json::json!([t.pid]));
-    let out = reach(&["-p", &t.pid.to_string(), "unstick", &format!(":{port}")]);
-    assert_ok(&out);
-    assert!(
-        out.stdout
-            .contains(&format!("thread {} left its system call", t.pid)),
-        "{}",
-        out.stdout
-    );
+    unstick_port(t.pid, port);
     // LWP's own error path: the server closed the connection.
     let line = t.line_matching(STATE_DEADLINE, |l| l.starts_with("fetched"));
     assert_eq!(line, "fetched 500");

@@ -153,12 +153,12 @@ const RED_ZONE: u64 = 128;
 impl Snapshot {
     /// Registers as given, and up to `len` bytes of the stack above `sp`
     /// (fewer where the mapping ends), read without a stop.
-    pub fn copy(pid: i32, ip: u64, sp: u64, bp: u64, len: usize) -> Snapshot {
+    pub fn copy(pid: i32, ip: u64, sp: u64, bp: Option<u64>, len: usize) -> Snapshot {
         let stack_at = sp.saturating_sub(RED_ZONE);
         Snapshot {
             ip,
             sp,
-            bp: Some(bp),
+            bp,
             stack_at,
             stack: crate::sys::memory::read_prefix(pid, stack_at, len + RED_ZONE as usize),
         }
@@ -435,7 +435,13 @@ impl Engine {
             && win.holds(tid)
         {
             let regs = crate::sys::ptrace::get_regs(tid).map_err(Error::from)?;
-            return Ok(Snapshot::copy(self.pid, regs.rip, regs.rsp, regs.rbp, len));
+            return Ok(Snapshot::copy(
+                self.pid,
+                regs.rip,
+                regs.rsp,
+                Some(regs.rbp),
+                len,
+            ));
         }
         self.check_may_signal()?;
         window::tend_lingering();
@@ -448,7 +454,7 @@ impl Engine {
         // The registers as the thread stopped (not as saved to resume: a
         // system call the stop interrupted is set up there to restart).
         let regs = crate::sys::ptrace::get_regs(tid).map_err(Error::from)?;
-        let snapshot = Snapshot::copy(self.pid, regs.rip, regs.rsp, regs.rbp, len);
+        let snapshot = Snapshot::copy(self.pid, regs.rip, regs.rsp, Some(regs.rbp), len);
         win.close()?;
         Ok(snapshot)
     }

@@ -231,10 +231,21 @@ pub enum ShutdownPath {
 }
 
 impl ShutdownPath {
+    /// `pidfd_getfd` or `injected call`, as results name it.
     pub fn as_str(self) -> &'static str {
         match self {
-            ShutdownPath::Pidfd => "pidfd",
+            ShutdownPath::Pidfd => "pidfd_getfd",
             ShutdownPath::InjectedCall => "injected call",
+        }
+    }
+
+    /// How it was done, as the line narrating it says.
+    pub fn told(self) -> &'static str {
+        match self {
+            ShutdownPath::Pidfd => "through pidfd_getfd, without stopping it",
+            ShutdownPath::InjectedCall => {
+                "through an injected shutdown() call (pidfd_getfd is unavailable)"
+            }
         }
     }
 }

@@ -49,8 +49,7 @@ pub fn without_stop(pid: i32, tid: i32) -> Option<Snapshot> {
     for _ in 0..2 {
         let before = switches(pid, tid)?;
         let (sp, pc, line) = blocked_at(pid, tid)?;
-        let mut snapshot = Snapshot::copy(pid, pc, sp, 0, COPY);
-        snapshot.bp = None;
+        let snapshot = Snapshot::copy(pid, pc, sp, None, COPY);
         let still = blocked_at(pid, tid).is_some_and(|(_, _, again)| again == line);
         if still && switches(pid, tid) == Some(before) {
             return Some(snapshot);

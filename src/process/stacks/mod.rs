@@ -82,7 +82,7 @@ pub fn stacks(
     engine: &mut Engine,
     opts: &Options,
 ) -> Result<Vec<Stack>> {
-    let threads = threads::list(pid)?;
+    let threads = threads::list_states(pid)?;
     if let Some(tid) = only
         && !threads.iter().any(|t| t.tid == tid)
     {

@@ -215,15 +215,14 @@ impl<'a> Namer<'a> {
         let function = o
             .object
             .function_at(svma)
-            .or_else(|| o.debug.as_ref()?.function_at(svma));
+            .or_else(|| o.debug()?.function_at(svma));
         if let Some(f) = function {
             frame.function = Some(demangle(&f.name));
             frame.offset = address.wrapping_sub(o.bias).wrapping_sub(f.start);
         }
         let lines = self.lines.entry(i).or_insert_with(|| {
-            o.debug
-                .as_deref()
-                .and_then(lines)
+            o.debug()
+                .and_then(|d| lines(d))
                 .or_else(|| lines(&o.object))
         });
         if let Some((file, line)) = lines.as_mut().and_then(|l| l.find(svma)) {

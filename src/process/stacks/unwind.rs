@@ -73,10 +73,14 @@ impl Unwinder {
             let text = section(&o.object, ".text");
             let eh_frame = section(&o.object, ".eh_frame");
             let eh_frame_hdr = section(&o.object, ".eh_frame_hdr");
-            // .debug_frame: the object's own, else its debug file's.
+            // .debug_frame: the object's own, else — only where it has no
+            // .eh_frame — its debug file's.
             let debug_frame = section(&o.object, ".debug_frame")
                 .and_then(|(_, s)| s)
-                .or_else(|| section(o.debug.as_ref()?, ".debug_frame")?.1);
+                .or_else(|| match eh_frame {
+                    Some(_) => None,
+                    None => section(o.debug()?, ".debug_frame")?.1,
+                });
             let got = section(&o.object, ".got");
             let info = ExplicitModuleSectionInfo {
                 base_svma: 0,

@@ -81,6 +81,8 @@ pub struct Object {
     /// Functions by address, from `.symtab` and `.dynsym` (for naming
     /// code addresses: stacks).
     functions: OnceCell<Vec<Function>>,
+    /// The section headers, parsed on first use (empty: none).
+    sections: OnceCell<Vec<SectionHeader>>,
 }
 
 /// A function as the symbol tables give it, for naming a code address.
@@ -183,6 +185,7 @@ impl Object {
             versions: OnceCell::new(),
             statics: OnceCell::new(),
             functions: OnceCell::new(),
+            sections: OnceCell::new(),
         };
         Some(object)
     }
@@ -334,11 +337,7 @@ impl Object {
 
     /// `.gnu_debuglink`: the debug file's name and the CRC-32 of its bytes.
     pub fn debuglink(&self) -> Option<(String, u32)> {
-        let sections = self.section_headers()?;
-        let names = sections.get(self.shstrndx()?)?;
-        let link = sections.iter().find(|s| {
-            self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(b".gnu_debuglink")
-        })?;
+        let link = self.find_section(".gnu_debuglink")?;
         let at = link.sh_offset as usize;
         let name = self.cstr_at(at)?;
         let crc_at = at + (name.len() + 1).next_multiple_of(4);
@@ -359,11 +358,7 @@ impl Object {
         &self,
         name: &str,
     ) -> Option<(std::ops::Range<u64>, Option<std::ops::Range<usize>>)> {
-        let sections = self.section_headers()?;
-        let names = sections.get(self.shstrndx()?)?;
-        let found = sections.iter().find(|s| {
-            self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(name.as_bytes())
-        })?;
+        let found = self.find_section(name)?;
         let svma = found.sh_addr..found.sh_addr + found.sh_size;
         let at = found.sh_offset as usize;
         let bytes = (found.sh_type != goblin::elf::section_header::SHT_NOBITS
@@ -376,22 +371,9 @@ impl Object {
     /// they are compressed (`SHF_COMPRESSED`: see [`inflate`]).
     pub fn section_raw(&self, name: &str) -> Option<(&[u8], bool)> {
         const SHF_COMPRESSED: u64 = 0x800;
-        let sections = self.section_headers()?;
-        let names = sections.get(self.shstrndx()?)?;
-        let found = sections.iter().find(|s| {
-            self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(name.as_bytes())
-        })?;
+        let compressed = self.find_section(name)?.sh_flags & SHF_COMPRESSED != 0;
         let (_, at) = self.section(name)?;
-        Some((self.bytes.get(at?)?, found.sh_flags & SHF_COMPRESSED != 0))
-    }
-
-    /// The bytes of section `name`, decompressed if the file holds it
-    /// compressed.
-    pub fn section_data(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
-        match self.section_raw(name)? {
-            (bytes, false) => Some(std::borrow::Cow::Borrowed(bytes)),
-            (bytes, true) => inflate(bytes).map(std::borrow::Cow::Owned),
-        }
+        Some((self.bytes.get(at?)?, compressed))
     }
 
     /// The function whose code holds `svma` (an address before
@@ -496,23 +478,29 @@ impl Object {
         index
     }
 
-    fn section_headers(&self) -> Option<Vec<SectionHeader>> {
-        let hdr = goblin::elf::Elf::parse_header(&self.bytes).ok()?;
-        if hdr.e_shoff == 0 {
-            return None;
-        }
-        SectionHeader::parse(
-            &self.bytes,
-            hdr.e_shoff as usize,
-            hdr.e_shnum as usize,
-            ctx(),
-        )
-        .ok()
+    /// The section headers (parsed once); `None` if there are none.
+    fn section_headers(&self) -> Option<&[SectionHeader]> {
+        let sections = self.sections.get_or_init(|| {
+            let Ok(hdr) = goblin::elf::Elf::parse_header(&self.bytes) else {
+                return Vec::new();
+            };
+            if hdr.e_shoff == 0 {
+                return Vec::new();
+            }
+            let (at, count) = (hdr.e_shoff as usize, hdr.e_shnum as usize);
+            SectionHeader::parse(&self.bytes, at, count, ctx()).unwrap_or_default()
+        });
+        (!sections.is_empty()).then_some(sections.as_slice())
     }
 
-    fn shstrndx(&self) -> Option<usize> {
+    /// The header of section `name`.
+    fn find_section(&self, name: &str) -> Option<&SectionHeader> {
+        let sections = self.section_headers()?;
         let hdr = goblin::elf::Elf::parse_header(&self.bytes).ok()?;
-        Some(hdr.e_shstrndx as usize)
+        let names = sections.get(hdr.e_shstrndx as usize)?;
+        sections
+            .iter()
+            .find(|s| self.cstr_at(names.sh_offset as usize + s.sh_name) == Some(name.as_bytes()))
     }
 
     /// ld.so's lookup (`do_lookup_x` in glibc's `dl-lookup.c`): Bloom

@@ -241,8 +241,6 @@ impl View {
 pub struct Symbols {
     /// Every object parsed so far, by (device, inode); `None`: not ELF.
     objects: HashMap<(String, u64), Option<Rc<Object>>>,
-    /// Separate debug files found so far, by the object's (device, inode).
-    debug: HashMap<(String, u64), Option<Rc<Object>>>,
     view: Option<View>,
 }
 
@@ -258,14 +256,26 @@ pub struct CodeObject {
     /// Where its vaddr 0 is in the target.
     pub bias: u64,
     pub object: Rc<Object>,
-    /// Its separate debug file (by build-id or debuglink), if found.
-    pub debug: Option<Rc<Object>>,
+    pid: i32,
+    /// Its separate debug file, looked for on first use.
+    debug: std::cell::OnceCell<Option<Rc<Object>>>,
 }
 
 impl CodeObject {
+    /// Its separate debug file (by build-id or debuglink), if there is one.
+    pub fn debug(&self) -> Option<&Rc<Object>> {
+        self.debug
+            .get_or_init(|| debugfile::find(self.pid, self.file_path(), &self.object).map(Rc::new))
+            .as_ref()
+    }
+
+    fn file_path(&self) -> &str {
+        self.path.strip_suffix(" (deleted)").unwrap_or(&self.path)
+    }
+
     /// The file name, as eu-stack and gdb print it.
     pub fn file_name(&self) -> &str {
-        let path = self.path.strip_suffix(" (deleted)").unwrap_or(&self.path);
+        let path = self.file_path();
         path.rsplit('/').next().unwrap_or(path)
     }
 }
@@ -322,7 +332,7 @@ impl Symbols {
     /// Look `name` up in the current view: the result and its module.
     fn lookup(&mut self, pid: i32, name: &str) -> Result<(Resolved, usize), SymbolError> {
         let query = Query::parse(name);
-        let Symbols { objects, view, .. } = self;
+        let Symbols { objects, view } = self;
         let Some(view) = view.as_mut() else {
             return Err(SymbolError::Maps {
                 pid,
@@ -402,7 +412,7 @@ impl Symbols {
         if self.refresh(pid).is_err() {
             return Vec::new();
         }
-        let Symbols { objects, view, .. } = self;
+        let Symbols { objects, view } = self;
         let Some(view) = view.as_mut() else {
             return Vec::new();
         };
@@ -426,11 +436,7 @@ impl Symbols {
     /// file: what unwinding needs (objects come from the cache).
     pub fn code_objects(&mut self, pid: i32) -> Result<Vec<CodeObject>, SymbolError> {
         self.refresh(pid)?;
-        let Symbols {
-            objects,
-            debug,
-            view,
-        } = self;
+        let Symbols { objects, view } = self;
         let Some(view) = view.as_mut() else {
             return Ok(Vec::new());
         };
@@ -447,11 +453,6 @@ impl Symbols {
             let Some(bias) = module.bias.or_else(|| object.bias(&module.mappings)) else {
                 continue;
             };
-            let path = module.file_path().to_string();
-            let debug_file = debug
-                .entry((module.dev.clone(), module.inode))
-                .or_insert_with(|| debugfile::find(pid, &path, &object).map(Rc::new))
-                .clone();
             let start = module.mappings.iter().map(|m| m.0).min().unwrap_or(0);
             let end = module.mappings.iter().map(|m| m.1).max().unwrap_or(0);
             let code = mappings
@@ -465,7 +466,8 @@ impl Symbols {
                 code,
                 bias,
                 object,
-                debug: debug_file,
+                pid,
+                debug: std::cell::OnceCell::new(),
             });
         }
         Ok(found)
@@ -604,7 +606,8 @@ fn vdso(pid: i32, m: &Mapping) -> Option<CodeObject> {
         code: std::iter::once(m.start..m.end).collect(),
         bias: m.start,
         object,
-        debug: None,
+        pid,
+        debug: std::cell::OnceCell::from(None),
     })
 }
 
